@@ -1,0 +1,6 @@
+"""``python -m fruits_lib``: the command line (see ``fruits_lib.cli``)."""
+
+from fruits_lib.cli import main
+
+if __name__ == "__main__":
+    main()

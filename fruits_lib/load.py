@@ -1,0 +1,94 @@
+"""Load images with Spark's ``binaryFile`` source; the label is the parent folder's name.
+
+Works alike on local paths, ``hdfs://`` and ``s3://`` (Fruits-360 layout:
+``<root>/.../<label>/<file>.jpg``). Extensions ``jpg``, ``jpeg`` and ``png`` match in
+any case. Like every Spark file source, names starting with ``_`` or ``.`` are hidden.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from urllib.parse import unquote, urlsplit
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from fruits_lib.errors import InputError
+
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png")
+# Hadoop globs are case-sensitive: spell every case out so .JPG and .Jpeg match too.
+IMAGE_GLOB = "*.{" + ",".join("".join(f"[{c.lower()}{c.upper()}]" for c in ext) for ext in IMAGE_EXTENSIONS) + "}"
+IMAGE_REGEX = r"(?i)\.(" + "|".join(IMAGE_EXTENSIONS) + r")$"
+REMOTE_SCHEMES = ("s3", "s3a", "s3n", "hdfs", "gs", "abfs", "abfss", "wasb", "wasbs", "viewfs")
+
+
+def normalize_path(path: str) -> str:
+    """A validated path or URI: local paths become absolute; unknown schemes and secrets are refused."""
+    if not isinstance(path, str) or not path.strip():
+        raise InputError("empty path")
+    path = path.strip()
+    parts = urlsplit(path)
+    if len(parts.scheme) <= 1:  # no scheme (or a Windows drive letter): a local path
+        return os.path.abspath(os.path.expanduser(path))
+    if parts.scheme == "file":
+        return path
+    if parts.scheme not in REMOTE_SCHEMES:
+        raise InputError(f"unsupported scheme {parts.scheme}:// in {path!r} (use a local path, "
+                         f"{', '.join(s + '://' for s in REMOTE_SCHEMES[:4])}...)")
+    if "@" in parts.netloc:
+        raise InputError(f"credentials in {parts.scheme}:// URIs are refused; the path names "
+                         "only the bucket/host, credentials come from the environment or an IAM role")
+    if not parts.netloc:
+        raise InputError(f"{path!r} names no bucket or host")
+    return path
+
+
+def label_from_path(path: str) -> str:
+    """The parent folder's name, URI-decoded (``.../Red%20Apple/1.jpg`` -> ``Red Apple``)."""
+    parts = path.rstrip("/").split("/")
+    return unquote(parts[-2]) if len(parts) >= 2 else ""
+
+
+def label_column(path_col: str = "path"):
+    """:func:`label_from_path` as a JVM expression, so no Python worker is spent on labels."""
+    raw = F.regexp_extract(F.col(path_col), r"([^/]+)/[^/]+$", 1)
+    decoded = F.call_function("reflect", F.lit("java.net.URLDecoder"), F.lit("decode"),
+                              F.regexp_replace(raw, r"\+", "%2B"), F.lit("UTF-8"))
+    return F.coalesce(decoded, raw)  # reflect gives null on a malformed escape: keep the raw name
+
+
+def _binary_files(spark: SparkSession, path: str, glob: str | None) -> DataFrame:
+    reader = spark.read.format("binaryFile").option("recursiveFileLookup", "true")
+    if glob:
+        reader = reader.option("pathGlobFilter", glob)
+    return reader.load(path)
+
+
+def list_files(spark: SparkSession, path: str) -> DataFrame:
+    """Every file under ``path`` (metadata only, contents not read), flagged ``is_image``."""
+    files = _binary_files(spark, path, None).select("path", "length", "modificationTime")
+    return files.withColumn("is_image", F.col("path").rlike(IMAGE_REGEX))
+
+
+def read_images(spark: SparkSession, path: str | None = None, paths: list | None = None) -> DataFrame:
+    """Images under ``path`` (or exactly ``paths``) as ``path, label, length, modificationTime, content``."""
+    if paths is not None:
+        if not paths:
+            raise InputError("no image paths given")
+        frame = spark.read.format("binaryFile").load(paths)
+    else:
+        frame = _binary_files(spark, path, IMAGE_GLOB)
+    frame = frame.withColumn("label", label_column())
+    return frame.select("path", "label", "length", "modificationTime", "content")
+
+
+def label_counts(images: DataFrame) -> dict:
+    """Number of images per label, as a plain dict sorted by label."""
+    rows = images.groupBy("label").count().collect()
+    return {row["label"]: row["count"] for row in sorted(rows, key=lambda r: r["label"])}
+
+
+def is_image_path(path: str) -> bool:
+    """Whether ``path`` has one of the image extensions, in any case."""
+    return re.search(IMAGE_REGEX, path) is not None

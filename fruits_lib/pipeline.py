@@ -1,0 +1,270 @@
+"""The whole chain: list -> featurize (once) -> PCA -> write, published atomically with a summary.
+
+Every image file ends either in ``features/`` or in ``errors/`` with its reason
+(``images_in == images_ok + images_failed``). In ``incremental`` mode only images not
+already in ``features/`` or ``errors/`` (same path, size and modification time) are
+featurized; results of each run are a ``run=<id>`` partition, so nothing is duplicated.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+from pyspark.ml import PipelineModel
+from pyspark.ml.functions import array_to_vector, vector_to_array
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from fruits_lib import __version__, load, plot, reduce
+from fruits_lib.errors import FruitsError, InputError, OutputError
+from fruits_lib.featurize import ImageFeaturizer
+from fruits_lib.progress import spark_progress
+from fruits_lib.session import cluster_info, get_spark
+from fruits_lib.write import SUMMARY, FileSystem, RunOutput
+
+IDENTITY = ["path", "length", "modificationTime"]  # what makes an input file "already done"
+IMAGES_PER_PARTITION = 32  # fewer, larger tasks: the model is cached per worker anyway
+
+
+class NoImageProcessed(FruitsError):
+    """Every image failed: the run is published (errors/ says why) but exits non-zero."""
+
+
+class _Timer:
+    def __init__(self):
+        self.seconds = {}
+
+    @contextmanager
+    def __call__(self, stage: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = round(self.seconds.get(stage, 0.0) + time.perf_counter() - started, 3)
+
+
+def _tensorflow_version() -> str | None:
+    from importlib import metadata
+
+    for name in ("tensorflow-cpu", "tensorflow"):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def _check_paths(input_path: str, output_path: str) -> tuple:
+    source, target = load.normalize_path(input_path), load.normalize_path(output_path)
+    if target.rstrip("/") == source.rstrip("/") or target.startswith(source.rstrip("/") + "/"):
+        raise OutputError(f"the output {target} must not be inside the input {source} "
+                          "(its PNG would be read as an image next time)")
+    return source, target
+
+
+def partitions_for(images: int, parallelism: int) -> int:
+    """Tasks to featurize ``images``: a few per core for balance, never tiny ones."""
+    return max(1, min(parallelism * 2, math.ceil(images / IMAGES_PER_PARTITION)))
+
+
+def featurized_to_columns(featurized: DataFrame) -> DataFrame:
+    """Featurizer output as stored: features as array<float> (null when the image failed)."""
+    return featurized.select(
+        *IDENTITY, "label", vector_to_array(F.col("features"), "float32").alias("features"), "error"
+    )
+
+
+def run(input_path: str, output_path: str, *, weights: str = "imagenet", pca_variance: float = 0.95,
+        pca_k: int | None = None, image_size: int = 224, batch_size: int = 32, master: str | None = None,
+        mode: str = "full", overwrite: bool = False, pca_reuse: bool = False, engine: str = "tflite",
+        spark=None, log=print) -> dict:
+    """Run the chain on ``input_path`` and publish everything under ``output_path``; returns the summary."""
+    if mode not in ("full", "incremental"):
+        raise FruitsError(f"--mode must be full or incremental, not {mode!r}")
+    if pca_k is not None and pca_k < 1:
+        raise FruitsError(f"--pca-k must be a positive number of components, not {pca_k}")
+    if not 0.0 < pca_variance <= 1.0:
+        raise FruitsError(f"--pca-variance must be in (0, 1], not {pca_variance}")
+    if batch_size < 1:
+        raise FruitsError(f"--batch-size must be positive, not {batch_size}")
+    source, target = _check_paths(input_path, output_path)
+    timer = _Timer()
+    started_at = datetime.now(timezone.utc)
+    run_id = started_at.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+    with timer("spark"):
+        spark = spark or get_spark(master)
+    fs = FileSystem(spark)
+    if not fs.is_dir(source):
+        raise InputError(f"input folder not found: {source}")
+    out = RunOutput(spark, target, run_id)
+    incremental = mode == "incremental" and out.state() != "empty"
+    for note in out.prepare(mode, overwrite):
+        log(f"note: {note}")
+    try:
+        summary = _run_stages(spark, out, source, timer, incremental, weights=weights, pca_variance=pca_variance,
+                              pca_k=pca_k, image_size=image_size, batch_size=batch_size, pca_reuse=pca_reuse,
+                              engine=engine, log=log)
+    except BaseException:
+        out.discard()
+        raise
+    summary.update(run_id=run_id, mode=mode, input=source, output=target,
+                   started_at=started_at.isoformat(timespec="seconds"),
+                   finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    if summary["images_in"] and not summary["images_ok"]:
+        raise NoImageProcessed(
+            f"none of the {summary['images_in']} images could be processed; reasons in {out.path('errors')}"
+        )
+    return summary
+
+
+def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: bool, *, weights, pca_variance,
+                pca_k, image_size, batch_size, pca_reuse, engine, log) -> dict:
+    with timer("list"):
+        log(f"[1/5] listing files under {source}")
+        files = load.list_files(spark, source).cache()
+        counts = {row["is_image"]: row["count"] for row in files.groupBy("is_image").count().collect()}
+        found, others = counts.get(True, 0), counts.get(False, 0)
+        if not found:
+            raise InputError(f"no .jpg/.jpeg/.png image under {source} ({others} other files)")
+        images = files.filter("is_image").select(*IDENTITY)
+        skipped = 0
+        if incremental:
+            images = images.join(_already_processed(spark, out), IDENTITY, "left_anti")
+        todo = [row["path"] for row in images.select("path").collect()] if incremental else None
+        skipped = found - len(todo) if incremental else 0
+        files.unpersist()
+        log(f"      {found} images ({others} other files ignored)"
+            + (f", {skipped} already processed, {len(todo)} new" if incremental else ""))
+
+    featurizer = ImageFeaturizer(weights=weights, imageSize=image_size, batchSize=batch_size, engine=engine)
+    with timer("weights"):
+        resolved = featurizer.resolved_weights()
+    log(f"[2/5] weights {resolved.source} (sha256 {resolved.sha256[:12]}..., "
+        f"{resolved.nbytes / 1e6:.1f} MB broadcast once to the executors)")
+    images_in = found - skipped
+    if images_in:
+        with timer("featurize"):
+            frame = load.read_images(spark, paths=todo) if incremental else load.read_images(spark, source)
+            frame = frame.coalesce(partitions_for(images_in, spark.sparkContext.defaultParallelism))
+            log(f"[3/5] featurizing {images_in} images at {image_size} px ({engine}, batches of {batch_size})")
+            with spark_progress(spark, "featurize"):
+                featurized_to_columns(featurizer.transform(frame)).write.parquet(out.stage("featurized"))
+        with timer("write"):
+            staged = spark.read.parquet(out.stage("featurized"))
+            staged.filter("error IS NULL").drop("error").write.parquet(out.stage("features"))
+            staged.filter("error IS NOT NULL").drop("features").write.parquet(out.stage("errors"))
+            status = {row["ok"]: row["count"]
+                      for row in staged.groupBy(F.col("error").isNull().alias("ok")).count().collect()}
+            labels = {row["label"]: row["count"] for row in
+                      staged.filter("error IS NULL").groupBy("label").count().orderBy("label").collect()}
+    else:
+        status, labels = {}, {}
+        log("[3/5] nothing new to featurize")
+    images_ok, images_failed = status.get(True, 0), status.get(False, 0)
+    if images_in != images_ok + images_failed:  # the invariant every run must keep
+        raise RuntimeError(f"lost images: {images_in} in, {images_ok} ok, {images_failed} failed")
+    if images_failed:
+        log(f"      {images_failed} of {images_in} images could not be read: see {out.path('errors')}")
+
+    with timer("pca"):
+        pca_summary, replace, append = _reduce(spark, out, featurizer, images_ok, incremental, pca_variance,
+                                               pca_k, pca_reuse, log)
+    append = (["features", "errors"] if images_in else []) + append
+    summary = {
+        "images_in": images_in, "images_ok": images_ok, "images_failed": images_failed,
+        "images_skipped_already_done": skipped, "other_files_ignored": others, "labels": labels,
+        **pca_summary,
+        "weights": {"source": resolved.source, "sha256": resolved.sha256, "bytes": resolved.nbytes},
+        "image_size": image_size, "batch_size": batch_size, "engine": engine,
+        "versions": {"fruits_lib": __version__, "spark": spark.version, "tensorflow": _tensorflow_version(),
+                     "python": platform.python_version()},
+        "cluster": cluster_info(spark),
+    }
+    with timer("publish"):
+        log("[5/5] publishing results")
+        summary["seconds"] = dict(timer.seconds)
+        summary["seconds"]["total"] = round(sum(timer.seconds.values()), 3)
+        featurize_s = timer.seconds.get("featurize", 0.0)
+        summary["images_per_second"] = round(images_in / featurize_s, 2) if featurize_s else None
+        summary["outputs"] = {name: out.path(name) for name in
+                              ("features", "errors", "pca", "model", "explained_variance.png", SUMMARY)}
+        out.publish(replace=replace, append=append, summary=summary, clear=not incremental)
+    return summary
+
+
+def _already_processed(spark, out: RunOutput) -> DataFrame:
+    """Identity of every file already in features/ or errors/ (a failed file is not retried unchanged)."""
+    frames = [spark.read.parquet(out.path(name)).select(*IDENTITY)
+              for name in ("features", "errors") if out.fs.exists(out.path(name))]
+    if not frames:
+        return spark.createDataFrame([], "path string, length long, modificationTime timestamp")
+    return frames[0].unionByName(frames[1]) if len(frames) == 2 else frames[0]
+
+
+def _reduce(spark, out: RunOutput, featurizer: ImageFeaturizer, images_ok: int, incremental: bool,
+            pca_variance: float, pca_k, pca_reuse: bool, log) -> tuple:
+    """Fit (or re-apply) the PCA; stage pca/, model/ and the plot.
+
+    Returns the summary fields, the results to replace and the results to append.
+    """
+    new_features = out.stage("features")
+    if incremental and not images_ok and out.fs.exists(out.path(SUMMARY)):
+        log("[4/5] PCA: nothing new, the published PCA stands")
+        previous = out.fs.read_json(out.path(SUMMARY))
+        fields = {key: previous.get(key) for key in ("k", "explained_variance_ratio", "cumulative")}
+        return dict(fields, pca="unchanged"), [], []
+    sources = [new_features] if images_ok else []
+    if incremental and out.fs.exists(out.path("features")):
+        sources.append(out.path("features"))
+    if pca_reuse and incremental and out.fs.exists(out.path("model")):
+        model = PipelineModel.load(out.path("model"))
+        reducer = PipelineModel(model.stages[1:])
+        log(f"[4/5] PCA: re-applying the saved model ({out.path('model')}) to {images_ok} new images")
+        _project(reducer, spark.read.parquet(new_features), out.stage("pca"))
+        previous = out.fs.read_json(out.path(SUMMARY)) if out.fs.exists(out.path(SUMMARY)) else {}
+        fields = {key: previous.get(key) for key in ("k", "explained_variance_ratio", "cumulative")}
+        fields["pca"] = "reused"
+        return fields, [], ["pca"]
+    vectors = None
+    for path in sources:
+        frame = spark.read.parquet(path).select("path", "label", "features")
+        vectors = frame if vectors is None else vectors.unionByName(frame)
+    if vectors is None:
+        log("[4/5] PCA: no featurized image, skipped")
+        return {"k": None}, [], []
+    vectors = vectors.withColumn("features", array_to_vector("features")).cache()
+    rows = vectors.count()
+    if rows < 2:
+        vectors.unpersist()
+        log("[4/5] PCA: fewer than 2 featurized images, skipped")
+        return {"k": None}, [], []
+    log(f"[4/5] PCA on {rows} images (" + (f"k = {pca_k})" if pca_k else f"smallest k reaching {pca_variance:.0%})"))
+    result = reduce.fit_pca(vectors, "features", "pca", k=pca_k, variance=pca_variance)
+    _project(result.model, vectors, out.stage(f"pca/run={out.run_id}"))  # replaces pca/ whole
+    vectors.unpersist()
+    PipelineModel([featurizer] + result.model.stages).save(out.stage("model"))
+    figure = plot.explained_variance(result.explained_variance_ratio, result.k,
+                                     None if pca_k else pca_variance)
+    out.fs.write_bytes(out.stage("explained_variance.png"), plot.to_png(figure))
+    plot.plt.close(figure)
+    log(f"      k = {result.k} components explain {result.cumulative[result.k - 1]:.1%} of the variance")
+    fields = {
+        "k": result.k, "pca": "fitted", "pca_fitted_on": rows,
+        "pca_variance_threshold": None if pca_k else pca_variance,
+        "explained_variance_ratio": [round(float(v), 8) for v in result.explained_variance_ratio[:result.k]],
+        "cumulative": [round(float(v), 8) for v in result.cumulative[:result.k]],
+    }
+    return fields, ["pca", "model", "explained_variance.png"], []
+
+
+def _project(model: PipelineModel, vectors: DataFrame, target: str) -> None:
+    if "array" in dict(vectors.dtypes).get("features", ""):
+        vectors = vectors.withColumn("features", array_to_vector("features"))
+    projected = model.transform(vectors).select("path", "label", vector_to_array(F.col("pca")).alias("pca"))
+    projected.write.parquet(target)

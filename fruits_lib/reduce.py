@@ -1,0 +1,72 @@
+"""PCA in Spark ML: k fixed, or the smallest k that reaches a share of the variance.
+
+One full-spectrum fit gives every explained-variance ratio; k is read off its cumulative
+sum and the fitted model is cut to k components (no loop of refits). Features are centred
+first (``StandardScaler(withMean=True, withStd=False)``) so projections match the usual
+definition of PCA (scikit-learn's) up to the sign of each component.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from pyspark.ml import PipelineModel
+from pyspark.ml.feature import PCA, PCAModel, StandardScaler
+from pyspark.ml.linalg import DenseMatrix, DenseVector
+from pyspark.ml.wrapper import JavaWrapper
+from pyspark.sql import DataFrame
+
+
+@dataclass
+class PCAResult:
+    """A fitted centring + PCA model, with the full spectrum it was chosen from."""
+
+    model: PipelineModel
+    k: int
+    explained_variance_ratio: np.ndarray  # every component's share of the variance, descending
+
+    @property
+    def cumulative(self) -> np.ndarray:
+        return np.cumsum(self.explained_variance_ratio)
+
+
+def choose_k(ratios, variance: float) -> int:
+    """Smallest k whose first k components explain at least ``variance`` of the total."""
+    if not 0.0 < variance <= 1.0:
+        raise ValueError(f"variance threshold must be in (0, 1], not {variance}")
+    cumulative = np.cumsum(np.asarray(ratios, dtype=float))
+    reached = np.nonzero(cumulative >= variance - 1e-12)[0]
+    return int(reached[0] + 1) if reached.size else len(cumulative)
+
+
+def truncate(model: PCAModel, k: int) -> PCAModel:
+    """The same PCA model keeping only its first ``k`` components (a regular, saveable PCAModel)."""
+    pc = model.pc.toArray()
+    if not 1 <= k <= pc.shape[1]:
+        raise ValueError(f"k must be between 1 and {pc.shape[1]}, not {k}")
+    matrix = DenseMatrix(pc.shape[0], k, pc[:, :k].flatten(order="F").tolist())
+    variance = DenseVector(model.explainedVariance.toArray()[:k])
+    java_model = JavaWrapper._new_java_obj("org.apache.spark.ml.feature.PCAModel", model.uid, matrix, variance)
+    cut = PCAModel(java_model)
+    return cut._set(k=k, inputCol=model.getInputCol(), outputCol=model.getOutputCol())
+
+
+def fit_pca(features: DataFrame, input_col: str = "features", output_col: str = "pca",
+            k: int | None = None, variance: float = 0.95) -> PCAResult:
+    """Fit centring + PCA on a Vector column; k given, or chosen to reach ``variance``.
+
+    Cache ``features`` first: the fit reads it several times.
+    """
+    centred = f"{input_col}__centred"
+    scaler = StandardScaler(inputCol=input_col, outputCol=centred, withMean=True, withStd=False).fit(features)
+    dimension = len(scaler.mean)
+    rows = features.count()
+    if rows < 2:
+        raise ValueError(f"PCA needs at least 2 featurized images, got {rows}")
+    full = PCA(k=dimension, inputCol=centred, outputCol=output_col).fit(scaler.transform(features))
+    ratios = full.explainedVariance.toArray()
+    chosen = choose_k(ratios, variance) if k is None else int(k)
+    if not 1 <= chosen <= min(dimension, rows):
+        raise ValueError(f"--pca-k must be between 1 and {min(dimension, rows)} here, not {chosen}")
+    return PCAResult(PipelineModel([scaler, truncate(full, chosen)]), chosen, ratios)
