@@ -239,6 +239,10 @@ def _maybe_inject_failure() -> None:
 
     context = TaskContext.get()
     if context is not None and context.partitionId() == int(target) and context.attemptNumber() == 0:
+        folder = os.environ.get(WORKER_STATS_ENV)
+        if folder:  # leave a trace, so a test can tell the failure really happened
+            os.makedirs(folder, exist_ok=True)
+            open(os.path.join(folder, f"injected-failure-partition-{target}"), "w").close()
         raise RuntimeError(f"injected failure ({FAIL_ONCE_ENV}={target})")
 
 
@@ -356,7 +360,8 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReada
         out_col, err_col = self.getOutputCol(), self.getOrDefault(self.errorCol)
         # asNondeterministic: Spark must not inline (and so re-run) the UDF into both fields below.
         featurized = dataset.withColumn(result, udf.asNondeterministic()(F.col(self.getInputCol())))
-        featurized = featurized.withColumn(out_col, array_to_vector(F.col(f"{result}.features")))
+        vectors = F.col(f"{result}.features")  # array_to_vector fails on null: keep failed rows null
+        featurized = featurized.withColumn(out_col, F.when(vectors.isNotNull(), array_to_vector(vectors)))
         featurized = featurized.withColumn(err_col, F.col(f"{result}.error")).drop(result)
         if handle == "skip":
             featurized = featurized.filter(F.col(err_col).isNull())

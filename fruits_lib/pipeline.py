@@ -9,6 +9,7 @@ featurized; results of each run are a ``run=<id>`` partition, so nothing is dupl
 from __future__ import annotations
 
 import math
+import os
 import platform
 import time
 import uuid
@@ -60,10 +61,19 @@ def _tensorflow_version() -> str | None:
 
 
 def _check_paths(input_path: str, output_path: str) -> tuple:
+    """Validated input and output; local ones are checked at once, before Spark starts."""
     source, target = load.normalize_path(input_path), load.normalize_path(output_path)
     if target.rstrip("/") == source.rstrip("/") or target.startswith(source.rstrip("/") + "/"):
         raise OutputError(f"the output {target} must not be inside the input {source} "
                           "(its PNG would be read as an image next time)")
+    if "://" not in source and not os.path.isdir(source):
+        raise InputError(f"input folder not found: {source}")
+    if "://" not in target:
+        existing = target
+        while not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+            raise OutputError(f"cannot write to {target}: {existing} is not a writable folder")
     return source, target
 
 
@@ -74,9 +84,9 @@ def partitions_for(images: int, parallelism: int) -> int:
 
 def featurized_to_columns(featurized: DataFrame) -> DataFrame:
     """Featurizer output as stored: features as array<float> (null when the image failed)."""
-    return featurized.select(
-        *IDENTITY, "label", vector_to_array(F.col("features"), "float32").alias("features"), "error"
-    )
+    vectors = F.col("features")
+    as_array = F.when(vectors.isNotNull(), vector_to_array(vectors, "float32"))
+    return featurized.select(*IDENTITY, "label", as_array.alias("features"), "error")
 
 
 def run(input_path: str, output_path: str, *, weights: str = "imagenet", pca_variance: float = 0.95,
@@ -92,11 +102,18 @@ def run(input_path: str, output_path: str, *, weights: str = "imagenet", pca_var
         raise FruitsError(f"--pca-variance must be in (0, 1], not {pca_variance}")
     if batch_size < 1:
         raise FruitsError(f"--batch-size must be positive, not {batch_size}")
+    if not 32 <= image_size <= 1024:
+        raise FruitsError(f"--image-size must be between 32 and 1024 pixels, not {image_size}")
     source, target = _check_paths(input_path, output_path)
     timer = _Timer()
     started_at = datetime.now(timezone.utc)
     run_id = started_at.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
 
+    featurizer = ImageFeaturizer(weights=weights, imageSize=image_size, batchSize=batch_size, engine=engine)
+    with timer("weights"):
+        resolved = featurizer.resolved_weights()  # before Spark: a bad source fails in seconds
+    log(f"[1/5] weights {resolved.source} (sha256 {resolved.sha256[:12]}..., "
+        f"{resolved.nbytes / 1e6:.1f} MB, broadcast once to the executors)")
     with timer("spark"):
         spark = spark or get_spark(master)
     fs = FileSystem(spark)
@@ -107,9 +124,8 @@ def run(input_path: str, output_path: str, *, weights: str = "imagenet", pca_var
     for note in out.prepare(mode, overwrite):
         log(f"note: {note}")
     try:
-        summary = _run_stages(spark, out, source, timer, incremental, weights=weights, pca_variance=pca_variance,
-                              pca_k=pca_k, image_size=image_size, batch_size=batch_size, pca_reuse=pca_reuse,
-                              engine=engine, log=log)
+        summary = _run_stages(spark, out, source, timer, incremental, featurizer, pca_variance=pca_variance,
+                              pca_k=pca_k, pca_reuse=pca_reuse, log=log)
     except BaseException:
         out.discard()
         raise
@@ -123,10 +139,14 @@ def run(input_path: str, output_path: str, *, weights: str = "imagenet", pca_var
     return summary
 
 
-def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: bool, *, weights, pca_variance,
-                pca_k, image_size, batch_size, pca_reuse, engine, log) -> dict:
+def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: bool,
+                featurizer: ImageFeaturizer, *, pca_variance, pca_k, pca_reuse, log) -> dict:
+    image_size = featurizer.getOrDefault("imageSize")
+    batch_size = featurizer.getOrDefault("batchSize")
+    engine = featurizer.getOrDefault("engine")
+    resolved = featurizer.resolved_weights()
     with timer("list"):
-        log(f"[1/5] listing files under {source}")
+        log(f"[2/5] listing files under {source}")
         files = load.list_files(spark, source).cache()
         counts = {row["is_image"]: row["count"] for row in files.groupBy("is_image").count().collect()}
         found, others = counts.get(True, 0), counts.get(False, 0)
@@ -142,11 +162,6 @@ def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: 
         log(f"      {found} images ({others} other files ignored)"
             + (f", {skipped} already processed, {len(todo)} new" if incremental else ""))
 
-    featurizer = ImageFeaturizer(weights=weights, imageSize=image_size, batchSize=batch_size, engine=engine)
-    with timer("weights"):
-        resolved = featurizer.resolved_weights()
-    log(f"[2/5] weights {resolved.source} (sha256 {resolved.sha256[:12]}..., "
-        f"{resolved.nbytes / 1e6:.1f} MB broadcast once to the executors)")
     images_in = found - skipped
     if images_in:
         with timer("featurize"):

@@ -1,0 +1,123 @@
+"""The command line end to end on data_sample/, and its one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ROOT, SAMPLE
+
+
+def cli(*args, env=None, timeout=600):
+    """Run ``python -m fruits_lib`` like a user; returns the completed process."""
+    environment = dict(os.environ, **(env or {}))
+    environment.pop("FRUITS_WORKER_STATS_DIR", None)
+    return subprocess.run([sys.executable, "-m", "fruits_lib", *args], capture_output=True, text=True,
+                          cwd=ROOT, env=environment, timeout=timeout)
+
+
+def test_help_documents_every_option():
+    result = cli("run", "--help")
+    assert result.returncode == 0
+    for option in ["--input", "--output", "--weights", "imagenet", "offline", "PATH", "--pca-variance",
+                   "--pca-k", "--image-size", "--batch-size", "--master", "--mode", "--overwrite", "--engine",
+                   "--pca-reuse", "exit codes"]:
+        assert option in result.stdout, option
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory):
+    output = tmp_path_factory.mktemp("cli") / "out"
+    result = cli("run", "--input", str(SAMPLE), "--output", str(output), "--weights", "offline",
+                 "--master", "local[2]")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return output, result
+
+
+def test_run_writes_every_output(sample_run):
+    output, result = sample_run
+    for name in ["features", "pca", "errors", "model", "explained_variance.png", "summary.json"]:
+        assert (output / name).exists(), name
+    assert (output / "explained_variance.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (output / "_runs").exists()  # staging area cleaned once published
+    assert "[3/5] featurizing 160 images" in result.stdout and "Fruits! run" in result.stdout
+
+
+def test_outputs_have_the_right_shapes_and_consistent_counts(sample_run):
+    output, _ = sample_run
+    summary = json.loads((output / "summary.json").read_text())
+    features = pd.read_parquet(output / "features")
+    pca = pd.read_parquet(output / "pca")
+    errors = pd.read_parquet(output / "errors")
+    assert summary["images_in"] == summary["images_ok"] + summary["images_failed"] == 160
+    assert len(features) == summary["images_ok"] == 160 and len(errors) == summary["images_failed"] == 0
+    assert features["path"].is_unique and set(features["label"]) == set(summary["labels"])
+    assert all(len(v) == 1280 and v.dtype == np.float32 for v in features["features"])
+    assert summary["labels"] == {label.name: 20 for label in SAMPLE.iterdir() if label.is_dir()}
+    k = summary["k"]
+    assert len(pca) == 160 and all(len(v) == k for v in pca["pca"])
+    assert len(summary["explained_variance_ratio"]) == len(summary["cumulative"]) == k
+    assert summary["cumulative"][-1] >= 0.95 > summary["cumulative"][-2]
+    assert np.isclose(np.sum(summary["explained_variance_ratio"]), summary["cumulative"][-1])
+    assert set(summary["seconds"]) >= {"weights", "spark", "list", "featurize", "write", "pca", "total"}
+    assert summary["versions"]["spark"].startswith("3.5") and summary["versions"]["tensorflow"].startswith("2.19")
+
+
+def test_summary_records_the_weights_fingerprint(sample_run, offline_weights):
+    summary = json.loads((sample_run[0] / "summary.json").read_text())
+    assert summary["weights"] == {"source": "offline", "sha256": offline_weights.sha256,
+                                  "bytes": offline_weights.nbytes}
+    assert summary["image_size"] == 224
+
+
+def test_saved_model_reproduces_the_published_pca(sample_run, spark):
+    from pyspark.ml import PipelineModel
+    from pyspark.ml.functions import vector_to_array
+
+    from fruits_lib.load import read_images
+
+    output = sample_run[0]
+    model = PipelineModel.load(str(output / "model"))
+    images = read_images(spark, str(SAMPLE / "grape"))
+    again = model.transform(images).select("path", vector_to_array("pca").alias("pca")).toPandas()
+    published = pd.read_parquet(output / "pca").set_index("path")
+    for path, values in zip(again["path"], again["pca"]):
+        assert np.allclose(values, published.loc[path, "pca"], atol=1e-3)
+
+
+def test_rerun_refuses_to_overwrite_silently(sample_run):
+    output, _ = sample_run
+    before = (output / "summary.json").read_text()
+    result = cli("run", "--input", str(SAMPLE), "--output", str(output), "--weights", "offline")
+    assert result.returncode == 2
+    assert "already holds results" in result.stderr and "--overwrite" in result.stderr
+    assert (output / "summary.json").read_text() == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--input", "/no/such/folder"], "input folder not found"),
+    (["--weights", "imagenette"], "unknown weights source"),
+    (["--output", "/proc/fruits-out"], "cannot write to"),
+    (["--image-size", "8"], "--image-size must be between"),
+    (["--pca-variance", "1.5"], "must be in (0, 1]"),
+])
+def test_configuration_errors_exit_2_with_one_line(tmp_path, args, message):
+    base = {"--input": str(SAMPLE), "--output": str(tmp_path / "out"), "--weights": "offline"}
+    base.update(dict(zip(args[::2], args[1::2])))
+    result = cli("run", *[item for pair in base.items() for item in pair])
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_empty_input_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "README.txt").write_text("no images here")
+    result = cli("run", "--input", str(tmp_path / "empty"), "--output", str(tmp_path / "out"),
+                 "--weights", "offline", "--master", "local[1]")
+    assert result.returncode == 2
+    assert "no .jpg/.jpeg/.png image" in result.stderr and "1 other files" in result.stderr
+    assert not (tmp_path / "out" / "summary.json").exists()

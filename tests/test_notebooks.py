@@ -1,0 +1,138 @@
+"""The notebooks, executed as CI runs them, plus the helpers they call (``fruits_lib.notebook``).
+
+Both notebooks run with papermill through ``fruits_lib.report.execute``, the same function as
+``make report``. The ``python3`` kernel is this interpreter: jupyter_client starts a kernelspec
+whose argv is ``python`` with ``sys.executable``, and the venv ships that kernelspec. 01_local runs
+as committed, except that its output goes to tmp_path. 02_emr runs in local emulation, where only
+its parameters change. A failing cell, or fewer figures than ``report.MIN_FIGURES``, fails the test.
+About a minute per notebook on 2 cores.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import nbformat
+import pytest
+
+from fruits_lib import notebook, report
+from fruits_lib.emr import EU_REGIONS
+
+
+@pytest.fixture(autouse=True)
+def _kernel_python(monkeypatch):
+    """Spark's Python workers started from the kernel run this venv's interpreter too.
+
+    The kernels must not add records to the worker statistics that conftest collects for test_broadcast.
+    """
+    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
+    monkeypatch.setenv("PYSPARK_DRIVER_PYTHON", sys.executable)
+    monkeypatch.delenv("FRUITS_WORKER_STATS_DIR", raising=False)
+
+
+def _committed(name: str):
+    return nbformat.read(str(report.NOTEBOOKS / f"{name}.ipynb"), as_version=4)
+
+
+def _parameters(nb) -> dict:
+    """The values of the cell tagged ``parameters`` (plain assignments)."""
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, "exactly one cell must be tagged 'parameters'"
+    values: dict = {}
+    exec(cells[0].source, {}, values)
+    return values
+
+
+def _text(nb) -> str:
+    """Everything the executed notebook printed (streams and text/plain results)."""
+    parts = []
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            parts.append(output.get("text", "") or output.get("data", {}).get("text/plain", ""))
+    return "\n".join(parts)
+
+
+def _check_html(ipynb, figures: int) -> None:
+    html = report.render_html(ipynb).read_text(encoding="utf-8")
+    assert html.count("data:image/png;base64") >= figures
+    assert "Traceback" not in html
+
+
+# --------------------------------------------------------------------------- committed files
+@pytest.mark.parametrize("name", [report.LOCAL, report.EMR])
+def test_committed_notebooks_have_no_outputs_and_one_parameters_cell(name):
+    nb = _committed(name)
+    nbformat.validate(nb)
+    assert nb.metadata.kernelspec.name == "python3"
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, f"{name}: outputs committed"
+    assert {"INPUT", "OUTPUT", "MASTER", "WEIGHTS", "IMAGE_SIZE"} <= set(_parameters(nb))
+
+
+def test_local_notebook_defaults_to_data_sample_and_offline_weights():
+    values = _parameters(_committed(report.LOCAL))
+    assert values["INPUT"] == "../data_sample" and values["WEIGHTS"] == "offline"
+    assert notebook.project_path(values["INPUT"]) == str(report.REPO_ROOT / "data_sample")
+
+
+def test_emr_notebook_defaults_to_s3_in_an_eu_region():
+    values = _parameters(_committed(report.EMR))
+    assert values["REGION"] in EU_REGIONS
+    assert values["INPUT"].startswith("s3://") and values["OUTPUT"].startswith("s3://")
+    assert values["MASTER"] is None and values["WEIGHTS"] == "imagenet"
+
+
+# --------------------------------------------------------------------------- execution
+def test_local_notebook_executes_with_its_figures(tmp_path):
+    output = tmp_path / "out"
+    executed = tmp_path / "01_local.ipynb"
+    nb = report.execute(report.LOCAL, executed, {"OUTPUT": str(output)})
+    assert report.png_outputs(nb) >= 3  # image grid, explained variance, 2-D scatter
+    assert (output / "summary.json").is_file()
+    text = _text(nb)
+    assert "k = " in text and "broadcast: " in text
+    _check_html(executed, 3)
+
+
+def test_emr_notebook_executes_in_local_emulation(tmp_path):
+    output = tmp_path / "out"
+    executed = tmp_path / "02_emr.ipynb"
+    nb = report.execute(report.EMR, executed, report.emr_local_parameters(output))
+    assert report.png_outputs(nb) >= 2
+    assert (output / "summary.json").is_file()
+    text = _text(nb)
+    assert "local stand-ins" in text and "local emulation: %%configure" in text
+    assert "broadcast: " in text and "featurize" in text
+    _check_html(executed, 2)
+
+
+# --------------------------------------------------------------------------- helpers, no Spark
+def test_project_path_keeps_uris_and_absolute_paths(tmp_path, monkeypatch):
+    assert notebook.project_path("s3://bucket/fruits/data/") == "s3://bucket/fruits/data/"
+    assert notebook.project_path(str(tmp_path)) == str(tmp_path)
+    monkeypatch.chdir(report.REPO_ROOT)  # the kernel's cwd does not change what ../data_sample names
+    assert notebook.project_path("../data_sample") == str(report.REPO_ROOT / "data_sample")
+    monkeypatch.chdir(tmp_path)  # outside the repository: relative to the cwd
+    assert notebook.project_path("x") == str(tmp_path / "x")
+
+
+def test_tables_from_a_summary():
+    summary = {"images_in": 3, "images_ok": 2, "images_failed": 1, "labels": {"kiwi": 2}, "k": 2,
+               "cumulative": [0.6, 0.96], "pca_variance_threshold": 0.95,
+               "weights": {"source": "offline", "sha256": "ab" * 32, "bytes": 9_000_000},
+               "seconds": {"featurize": 3.0, "pca": 1.0, "total": 4.0}, "images_per_second": 1.0,
+               "cluster": {"master": "local[2]", "executors": 1, "default_parallelism": 2},
+               "outputs": {"pca": "/o/pca"}}
+    table = notebook.summary_table(summary)
+    assert "k = 2 components, 96.0% of the variance (threshold 95%)" in table["value"].tolist()
+    assert "run" not in table.index  # absent keys give no row, not "None"
+    timings = notebook.timings_table(summary)
+    assert timings.loc["featurize", "share"] == "75%" and timings.loc["total", "seconds"] == 4.0
+    assert notebook.counts_table({"kiwi": 2, "lime": 3}).loc["total", "images"] == 5
+    assert notebook.outputs_table(summary).loc["pca", "path"] == "/o/pca"
+    assert notebook.cluster_table(summary["cluster"]).loc["executors", "value"] == "1"
+
+
+def test_emr_magics_are_left_alone_without_ipython():
+    assert notebook.register_emr_magics() is False  # pytest is no IPython shell: nothing registered

@@ -1,0 +1,54 @@
+"""On real Fruits-360 photos: pretrained (offline) features classify well, random ones do not."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import REAL_PHOTOS
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+
+from fruits_lib.pipeline import run
+
+pytestmark = pytest.mark.skipif(
+    not (REAL_PHOTOS / "Training").is_dir(),
+    reason=f"real photos not found at {REAL_PHOTOS} (../shared/data/fruits360-subset beside the repo)",
+)
+BAR = 0.95
+
+
+def held_out_accuracy(output) -> float:
+    """Logistic regression on the published PCA features, 25% held out (stratified, fixed seed)."""
+    pca = pd.read_parquet(output / "pca")
+    points, labels = np.stack(pca["pca"]), pca["label"].to_numpy()
+    train_x, test_x, train_y, test_y = train_test_split(points, labels, test_size=0.25, stratify=labels,
+                                                        random_state=0)
+    classifier = LogisticRegression(max_iter=5000).fit(train_x, train_y)
+    return float(classifier.score(test_x, test_y))
+
+
+@pytest.fixture(scope="module")
+def offline_run(spark, tmp_path_factory):
+    output = tmp_path_factory.mktemp("real") / "offline"
+    summary = run(str(REAL_PHOTOS / "Training"), str(output), weights="offline", spark=spark, log=lambda m: None)
+    return output, summary
+
+
+def test_all_real_photos_are_featurized(offline_run):
+    _, summary = offline_run
+    assert summary["images_in"] == summary["images_ok"] == 1962 and summary["images_failed"] == 0
+    assert summary["labels"] == {"apple": 492, "lemon": 490, "mango": 490, "raspberry": 490}
+
+
+def test_pretrained_features_classify_real_photos(offline_run):
+    accuracy = held_out_accuracy(offline_run[0])
+    print(f"held-out accuracy with offline (pretrained) weights: {accuracy:.4f}")
+    assert accuracy >= BAR
+
+
+def test_random_weights_do_not(spark, tmp_path, random_weights_file):
+    output = tmp_path / "random"
+    run(str(REAL_PHOTOS / "Training"), str(output), weights=str(random_weights_file), spark=spark,
+        log=lambda m: None)
+    accuracy = held_out_accuracy(output)
+    print(f"held-out accuracy with random weights: {accuracy:.4f}")
+    assert accuracy < BAR

@@ -1,0 +1,67 @@
+"""fruits_lib.reduce: the Spark ML PCA equals scikit-learn's on the same features."""
+
+import numpy as np
+import pytest
+from pyspark.ml.functions import vector_to_array
+from pyspark.ml.linalg import Vectors
+from sklearn.decomposition import PCA as SkPCA
+
+from fruits_lib.reduce import choose_k, fit_pca
+
+
+def test_choose_k_is_the_smallest_k_reaching_the_threshold():
+    ratios = [0.5, 0.3, 0.15, 0.05]
+    assert choose_k(ratios, 0.5) == 1
+    assert choose_k(ratios, 0.8) == 2
+    assert choose_k(ratios, 0.95) == 3
+    assert choose_k(ratios, 1.0) == 4
+    with pytest.raises(ValueError):
+        choose_k(ratios, 0)
+
+
+@pytest.fixture(scope="module")
+def sample_features(spark, offline_weights):
+    """Real MobileNetV2 features of data_sample/ (160 images), as a numpy matrix and a DataFrame."""
+    from conftest import SAMPLE
+
+    from fruits_lib.featurize import ImageFeaturizer
+    from fruits_lib.load import read_images
+
+    featurized = ImageFeaturizer(weights="offline", imageSize=96).transform(read_images(spark, str(SAMPLE)))
+    rows = featurized.select("path", "features").orderBy("path").collect()
+    matrix = np.array([r["features"].toArray() for r in rows], dtype=np.float64)
+    frame = spark.createDataFrame([(r["path"], Vectors.dense(x)) for r, x in zip(rows, matrix)],
+                                  ["path", "features"]).cache()
+    return matrix, frame
+
+
+def test_spark_pca_matches_scikit_learn(sample_features):
+    matrix, frame = sample_features
+    result = fit_pca(frame, k=None, variance=0.95)
+    reference = SkPCA().fit(matrix)
+    k = result.k
+    assert k == int(np.searchsorted(np.cumsum(reference.explained_variance_ratio_), 0.95 - 1e-12) + 1)
+    np.testing.assert_allclose(result.explained_variance_ratio[:k], reference.explained_variance_ratio_[:k],
+                               rtol=1e-6)
+    projected = result.model.transform(frame).select("path", vector_to_array("pca").alias("pca"))
+    spark_points = np.array([r["pca"] for r in projected.orderBy("path").collect()])
+    sk_points = reference.transform(matrix)[:, :k]
+    assert spark_points.shape == (matrix.shape[0], k)
+    signs = np.sign((spark_points * sk_points).sum(axis=0))  # each component is defined up to its sign
+    np.testing.assert_allclose(spark_points * signs, sk_points, atol=1e-6 * np.abs(sk_points).max())
+
+
+def test_fixed_k_and_saved_model(sample_features, tmp_path):
+    from pyspark.ml import PipelineModel
+
+    _, frame = sample_features
+    result = fit_pca(frame, k=5)
+    assert result.k == 5 and result.model.stages[-1].getK() == 5
+    assert len(result.model.stages[-1].explainedVariance) == 5
+    result.model.save(str(tmp_path / "pca"))
+    loaded = PipelineModel.load(str(tmp_path / "pca"))
+    a = [r["pca"] for r in result.model.transform(frame).orderBy("path").collect()]
+    b = [r["pca"] for r in loaded.transform(frame).orderBy("path").collect()]
+    assert np.allclose(np.array(a), np.array(b))
+    with pytest.raises(ValueError, match="between 1 and"):
+        fit_pca(frame, k=10_000)

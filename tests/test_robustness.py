@@ -1,0 +1,180 @@
+"""Bad inputs, nothing lost, incremental runs, atomic results, retried tasks."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ROOT, SAMPLE
+from images import bad_files, odd_but_valid_files
+
+from fruits_lib.pipeline import run
+
+
+def quiet(message):
+    pass
+
+
+def copy_classes(target, classes, per_class=None):
+    for label in classes:
+        (target / label).mkdir(parents=True, exist_ok=True)
+        for source in sorted((SAMPLE / label).iterdir())[:per_class]:
+            shutil.copy2(source, target / label / source.name)
+
+
+@pytest.fixture(scope="module")
+def messy_run(spark, tmp_path_factory):
+    """A folder mixing good photos with every bad kind, in folders with spaces and accents."""
+    root = tmp_path_factory.mktemp("messy")
+    source = root / "input"
+    copy_classes(source, ["apple", "kiwi"], per_class=5)
+    (source / "pêche d'été").mkdir()
+    (source / "Red Apple").mkdir()
+    for name, data in odd_but_valid_files().items():
+        (source / "pêche d'été" / name).write_bytes(data)
+    for name, data in bad_files().items():
+        (source / "Red Apple" / f"bad {name}").write_bytes(data)
+    (source / "Red Apple" / "notes.txt").write_text("not an image: ignored, but counted")
+    summary = run(str(source), str(root / "out"), weights="offline", image_size=96, spark=spark, log=quiet)
+    return root / "out", summary
+
+
+def test_every_file_ends_in_exactly_one_place(messy_run):
+    output, summary = messy_run
+    features, errors = pd.read_parquet(output / "features"), pd.read_parquet(output / "errors")
+    expected = 10 + len(odd_but_valid_files()) + len(bad_files())
+    assert summary["images_in"] == expected == summary["images_ok"] + summary["images_failed"]
+    assert len(features) == summary["images_ok"] and len(errors) == summary["images_failed"]
+    assert set(features["path"]).isdisjoint(errors["path"])
+    assert summary["other_files_ignored"] == 1
+
+
+def test_bad_files_are_listed_with_their_reason(messy_run):
+    errors = pd.read_parquet(messy_run[0] / "errors")
+    reasons = {path.rsplit("/", 1)[-1]: reason for path, reason in zip(errors["path"], errors["error"])}
+    assert reasons.keys() == {f"bad {name}" for name in bad_files()}
+    assert "empty file" in reasons["bad empty.jpg"]
+    assert "not a readable image" in reasons["bad text.jpg"]
+    assert "truncated" in reasons["bad truncated.jpg"]
+    assert "too large" in reasons["bad bomb.png"]
+    assert set(errors["label"]) == {"Red Apple"}
+
+
+def test_odd_but_valid_images_are_featurized_with_decoded_labels(messy_run):
+    features = pd.read_parquet(messy_run[0] / "features")
+    odd = features[features["label"] == "pêche d'été"]
+    assert {p.rsplit("/", 1)[-1] for p in odd["path"]} == set(odd_but_valid_files())
+    assert all(np.isfinite(v).all() and len(v) == 1280 for v in odd["features"])
+
+
+def test_incremental_runs_add_only_new_images(spark, tmp_path):
+    source, output = tmp_path / "input", tmp_path / "out"
+    copy_classes(source, ["apple", "lemon", "lime"])
+    first = run(str(source), str(output), weights="offline", image_size=96, mode="incremental", spark=spark,
+                log=quiet)
+    assert first["images_in"] == 60
+    second = run(str(source), str(output), weights="offline", image_size=96, mode="incremental", spark=spark,
+                 log=quiet)
+    assert second["images_in"] == 0 and second["images_skipped_already_done"] == 60
+    assert len(pd.read_parquet(output / "features")) == 60
+
+    copy_classes(source, ["grape"], per_class=10)
+    third = run(str(source), str(output), weights="offline", image_size=96, mode="incremental", spark=spark,
+                log=quiet)
+    assert third["images_in"] == third["images_ok"] == 10 and third["images_skipped_already_done"] == 60
+    features, pca = pd.read_parquet(output / "features"), pd.read_parquet(output / "pca")
+    assert len(features) == 70 and features["path"].is_unique
+    assert len(pca) == 70 and pca["path"].is_unique  # PCA refitted on everything
+    assert features["run"].nunique() == 2  # one partition per run that added images
+
+    copy_classes(source, ["kiwi"], per_class=5)
+    reused = run(str(source), str(output), weights="offline", image_size=96, mode="incremental",
+                 pca_reuse=True, spark=spark, log=quiet)
+    pca = pd.read_parquet(output / "pca")
+    assert reused["images_in"] == 5 and reused["k"] == third["k"] and reused["pca"] == "reused"
+    assert len(pca) == 75 and pca["path"].is_unique
+    assert json.loads((output / "summary.json").read_text())["run_id"] == reused["run_id"]
+
+
+def test_full_mode_refuses_an_existing_output_and_overwrite_replaces_it(spark, tmp_path):
+    from fruits_lib.errors import OutputError
+
+    source, output = tmp_path / "input", tmp_path / "out"
+    copy_classes(source, ["apple", "banana"], per_class=4)
+    run(str(source), str(output), weights="offline", image_size=96, spark=spark, log=quiet)
+    with pytest.raises(OutputError, match="already holds results"):
+        run(str(source), str(output), weights="offline", image_size=96, spark=spark, log=quiet)
+    copy_classes(source, ["grape"], per_class=4)
+    again = run(str(source), str(output), weights="offline", image_size=96, overwrite=True, spark=spark,
+                log=quiet)
+    features = pd.read_parquet(output / "features")
+    assert again["images_in"] == 12 and len(features) == 12 and features["run"].nunique() == 1
+
+
+def test_nothing_processed_is_an_error_but_reasons_are_published(tmp_path):
+    source = tmp_path / "input" / "junk"
+    source.mkdir(parents=True)
+    for name, data in bad_files().items():
+        (source / name).write_bytes(data)
+    result = subprocess.run([sys.executable, "-m", "fruits_lib", "run", "--input", str(tmp_path / "input"),
+                             "--output", str(tmp_path / "out"), "--weights", "offline", "--image-size", "64",
+                             "--master", "local[1]"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert f"none of the {len(bad_files())} images could be processed" in result.stderr
+    assert len(pd.read_parquet(tmp_path / "out" / "errors")) == len(bad_files())
+
+
+def test_a_killed_run_never_looks_complete_and_the_next_run_recovers(tmp_path):
+    output = tmp_path / "out"
+    command = [sys.executable, "-m", "fruits_lib", "run", "--input", str(SAMPLE), "--output", str(output),
+               "--weights", "offline", "--master", "local[2]"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
+                               start_new_session=True)
+    for line in process.stdout:
+        if line.startswith("[3/5] featurizing"):
+            time.sleep(2)
+            os.killpg(process.pid, signal.SIGKILL)  # the driver, its JVM and its Python workers
+            break
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    assert not (output / "summary.json").exists() and not (output / "features").exists()
+    assert list((output / "_runs").iterdir())  # only a staging area was left behind
+
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "removed the leftovers of interrupted run" in result.stdout
+    assert json.loads((output / "summary.json").read_text())["images_ok"] == 160
+    assert not (output / "_runs").exists()
+
+
+def test_a_task_failing_once_is_retried_and_the_result_is_identical(tmp_path):
+    outputs = {}
+    stats = tmp_path / "stats"
+    for name, extra in {"clean": {}, "retried": {"FRUITS_FAIL_FIRST_ATTEMPT_PARTITION": "1",
+                                                 "FRUITS_WORKER_STATS_DIR": str(stats),
+                                                 "AWS_SECRET_ACCESS_KEY": "FAKE-SECRET-VALUE"}}.items():
+        env = dict(os.environ, **extra)
+        if name == "clean":
+            env.pop("FRUITS_WORKER_STATS_DIR", None)
+        result = subprocess.run([sys.executable, "-m", "fruits_lib", "run", "--input", str(SAMPLE), "--output",
+                                 str(tmp_path / name), "--weights", "offline", "--image-size", "96",
+                                 "--master", "local[2,3]"], capture_output=True, text=True, cwd=ROOT, env=env,
+                                timeout=600)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "FAKE-SECRET-VALUE" not in result.stdout + result.stderr
+        outputs[name] = tmp_path / name
+    assert (stats / "injected-failure-partition-1").exists()  # the first attempt really failed
+    assert "FAKE-SECRET-VALUE" not in (outputs["retried"] / "summary.json").read_text()
+    clean = pd.read_parquet(outputs["clean"] / "features").set_index("path").sort_index()
+    retried = pd.read_parquet(outputs["retried"] / "features").set_index("path").sort_index()
+    assert list(clean.index) == list(retried.index) and len(clean) == 160
+    assert np.abs(np.stack(clean["features"]) - np.stack(retried["features"])).max() < 1e-6
+    summaries = [json.loads((outputs[n] / "summary.json").read_text()) for n in ("clean", "retried")]
+    assert [s["k"] for s in summaries][0] == summaries[1]["k"]
+    assert summaries[0]["images_ok"] == summaries[1]["images_ok"] == 160

