@@ -286,7 +286,7 @@ def run_pure_parallel(work: Path, args, input_dir: Path, image_size: int, proces
 def run_pca_compare(work: Path, args, features: str) -> dict:
     report = work / "out" / "pca-compare.json"
     cmd = [sys.executable, "-m", "fruits_lib.bench", "--pca-compare", "--features", features,
-           "--master", args.master, "--json-out", str(report)]
+           "--master", args.master, "--pca-solvers", args.pca_solvers, "--json-out", str(report)]
     measured = run_timed(cmd, work / "logs" / "pca-compare.log")
     return {**json.loads(report.read_text()), "process_wall_s": measured["wall_s"]}
 
@@ -464,24 +464,28 @@ def pca_compare(args) -> None:
     mark = time.perf_counter()
     rows = frame.count()
     cache_s = time.perf_counter() - mark
-    mark = time.perf_counter()
-    result = fit_pca(frame, "features", "pca", k=None, variance=0.95)
-    fit_s = time.perf_counter() - mark
-    mark = time.perf_counter()
-    result.model.transform(frame).select("pca").write.format("noop").mode("overwrite").save()
-    project_s = time.perf_counter() - mark
+    report = {"rows": rows, "dimension": int(matrix.shape[1]), "spark_cache_s": round(cache_s, 3),
+              "sklearn": {"fit_and_project_s": round(sklearn_s, 3), "k_95": int(sk_k), "svd_solver": "full"}}
+    for solver in args.pca_solvers.split(","):
+        mark = time.perf_counter()
+        result = fit_pca(frame, "features", "pca", k=None, variance=0.95, solver=solver)
+        fit_s = time.perf_counter() - mark
+        mark = time.perf_counter()
+        result.model.transform(frame).select("pca").write.format("noop").mode("overwrite").save()
+        project_s = time.perf_counter() - mark
+        top = min(len(result.explained_variance_ratio), len(reference.explained_variance_ratio_), 50)
+        report[f"spark_{solver}"] = {
+            "fit_s": round(fit_s, 3), "project_s": round(project_s, 3), "total_s": round(fit_s + project_s, 3),
+            "k_95": result.k, "same_k_as_sklearn": int(sk_k) == result.k,
+            "max_abs_diff_explained_variance_ratio_top50": float(np.max(np.abs(
+                np.asarray(result.explained_variance_ratio[:top]) - reference.explained_variance_ratio_[:top]))),
+        }
     spark.stop()
-    top = min(len(result.explained_variance_ratio), len(reference.explained_variance_ratio_), 50)
-    report = {
-        "rows": rows, "dimension": int(matrix.shape[1]),
-        "spark": {"cache_s": round(cache_s, 3), "fit_s": round(fit_s, 3), "project_s": round(project_s, 3),
-                  "k_95": result.k, "total_s": round(fit_s + project_s, 3)},
-        "sklearn": {"fit_and_project_s": round(sklearn_s, 3), "k_95": int(sk_k), "svd_solver": "full"},
-        "same_k": int(sk_k) == result.k,
-        "max_abs_diff_explained_variance_ratio_top50": float(np.max(np.abs(
-            np.asarray(result.explained_variance_ratio[:top]) - reference.explained_variance_ratio_[:top]))),
-    }
-    report["spark_over_sklearn"] = round(report["spark"]["total_s"] / max(sklearn_s, 1e-9), 2)
+    main = report[f"spark_{args.pca_solvers.split(',')[0]}"]  # the pipeline's solver comes first
+    report["spark"] = dict(main, solver=args.pca_solvers.split(",")[0])
+    report["same_k"] = main["same_k_as_sklearn"]
+    report["max_abs_diff_explained_variance_ratio_top50"] = main["max_abs_diff_explained_variance_ratio_top50"]
+    report["spark_over_sklearn"] = round(main["total_s"] / max(sklearn_s, 1e-9), 2)
     Path(args.json_out).write_text(json.dumps(report))
 
 
@@ -578,6 +582,7 @@ def harness(args) -> dict:
         "config": {"input": str(source), "input_images": len(images), "image_size": args.image_size,
                    "sizes": sizes, "study_sizes": study, "master": args.master, "engine": args.engine,
                    "batch_size": args.batch_size, "weights": args.weights, "repeats": args.repeats,
+                   "headline_n": args.headline_n or len(images),
                    "pure_seconds": args.pure_seconds},
         "targets": {name: f"{cmp} {value}" for name, (cmp, value) in TARGETS.items()},
     }
@@ -598,21 +603,28 @@ def harness(args) -> dict:
         runs["pipeline_cold_cache"] = run_pipeline("pipeline-cold", source, work, args, args.image_size,
                                                    env=_cold_cache(work, args))
 
+    headline_n = args.headline_n or len(images)
+    head_dir = source if headline_n == len(images) else folders.get(headline_n) or replicate(
+        source, headline_n, work / "inputs" / f"n{headline_n}")
+    shared = headline_n in sizes and args.repeats == 1  # the scaling run at that N is the headline run
     headline = {"plain_loop": [], "pipeline": []}
     for repeat in range(args.repeats):
-        step(f"headline {repeat + 1}/{args.repeats}: plain Keras loop, then the pipeline, on {len(images)} images")
-        headline["plain_loop"].append(run_plain_loop(f"plain-{repeat}", source, work, args, args.image_size))
-        headline["pipeline"].append(run_pipeline(f"pipeline-{repeat}", source, work, args, args.image_size))
-    runs["headline"] = {
-        "n": len(images),
-        "plain_loop": _median_run(headline["plain_loop"]), "pipeline": _median_run(headline["pipeline"]),
-        "all_plain_loop": headline["plain_loop"], "all_pipeline": headline["pipeline"],
-    }
+        step(f"headline {repeat + 1}/{args.repeats}: plain Keras loop, then the pipeline, on {headline_n} images")
+        headline["plain_loop"].append(run_plain_loop(f"plain-{repeat}", head_dir, work, args, args.image_size))
+        if not shared:
+            headline["pipeline"].append(run_pipeline(f"pipeline-{repeat}", head_dir, work, args, args.image_size))
 
     scaling = []
     for n in sizes:
         step(f"pipeline scaling: N = {n}")
         scaling.append(run_pipeline(f"pipeline-n{n}", folders[n], work, args, args.image_size))
+        if shared and n == headline_n:
+            headline["pipeline"].append(scaling[-1])
+    runs["headline"] = {
+        "n": headline_n, "input": str(head_dir), "pipeline_run_is_scaling_run": shared,
+        "plain_loop": _median_run(headline["plain_loop"]), "pipeline": _median_run(headline["pipeline"]),
+        "all_plain_loop": headline["plain_loop"], "all_pipeline": headline["pipeline"],
+    }
     runs["scaling"] = scaling
     runs["scaling_fit_wall"] = linear_fit([r["n"] for r in scaling], [r["wall_s"] for r in scaling])
     runs["scaling_fit_featurize"] = linear_fit([r["n"] for r in scaling],
@@ -700,7 +712,7 @@ def _size_study(work: Path, args, source: Path, sizes: list, headline: dict, ste
 def _all_workers(results: dict) -> dict:
     """Builds and peak RSS over every Python worker of every warm-cache pipeline run."""
     runs = results["runs"]
-    records = list(runs["headline"]["all_pipeline"]) + list(runs["scaling"])
+    records = {r["name"]: r for r in list(runs["headline"]["all_pipeline"]) + list(runs["scaling"])}.values()
     workers = [w for r in records for w in r["workers"]]
     return {
         "runs": len(records), "workers": len(workers),
@@ -836,7 +848,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--engine", default="tflite", choices=("tflite", "keras"), help="pipeline engine")
     parser.add_argument("--batch-size", type=int, default=32, help="inference batch of every method")
     parser.add_argument("--repeats", type=int, default=1, help="headline repeats (median kept)")
+    parser.add_argument("--headline-n", type=int, default=0,
+                        help="images of the headline comparison (default: the input folder as it is)")
     parser.add_argument("--pure-seconds", type=float, default=8.0, help="duration of each pure-inference run")
+    parser.add_argument("--pca-solvers", default="eigh,spark",
+                        help="fruits_lib.reduce solvers timed against scikit-learn (first: the pipeline's)")
     parser.add_argument("--skip-study", action="store_true", help="no input-size study")
     parser.add_argument("--skip-cold", action="store_true", help="no cold-TFLite-cache pipeline run")
     parser.add_argument("--skip-parallel", action="store_true", help="no multi-process pure inference")

@@ -14,6 +14,7 @@ import io
 import json
 import os
 import resource
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -168,6 +169,15 @@ def tflite_path(sha256: str, image_size: int) -> str:
     return os.path.join(str(cache_dir()), "tflite", name)
 
 
+def _write_atomically(path: str, data: bytes) -> None:
+    """Write via a private temporary name then rename: concurrent workers never read half a file."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    partial = f"{path}.{os.getpid()}.partial"
+    with open(partial, "wb") as handle:
+        handle.write(data)
+    os.replace(partial, path)
+
+
 def tflite_predict(get_arrays, sha256: str, image_size: int, threads: int):
     """A TFLite (XNNPACK) predict function for the MobileNetV2 filled with ``get_arrays()``.
 
@@ -178,15 +188,18 @@ def tflite_predict(get_arrays, sha256: str, image_size: int, threads: int):
     import tensorflow as tf
 
     path = tflite_path(sha256, image_size)
+    fallback = os.path.join(tempfile.gettempdir(), "fruits_lib-tflite", os.path.basename(path))
+    if not os.path.exists(path) and os.path.exists(fallback):
+        path = fallback
     if not os.path.exists(path):
         model = build_model(get_arrays(), image_size)
         with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
             flatbuffer = tf.lite.TFLiteConverter.from_keras_model(model).convert()
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        partial = f"{path}.{os.getpid()}.partial"
-        with open(partial, "wb") as handle:
-            handle.write(flatbuffer)
-        os.replace(partial, path)  # atomic: concurrent workers never read half a file
+        try:
+            _write_atomically(path, flatbuffer)
+        except OSError:  # e.g. a read-only cache for the executor's user: use the node's temp folder
+            path = fallback
+            _write_atomically(path, flatbuffer)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice (moves in TF 2.20)
         interpreter = tf.lite.Interpreter(model_path=path, num_threads=threads)
@@ -263,9 +276,22 @@ def _featurize_partition(batches, broadcast, key, sha256, image_size, batch_size
     _record_worker_stats(images)
 
 
+def _warm_partition(batches, broadcast, key, sha256, image_size, tf_threads, engine):
+    """A warm-up task: this Python worker builds its predict function now, before any image comes."""
+    for _ in batches:
+        pass
+    _worker_predict(broadcast, key, sha256, image_size, tf_threads, engine)
+    _record_worker_stats(0)
+    yield pd.DataFrame({"pid": [os.getpid()]})
+
+
+def _model_key(broadcast, image_size: int, engine: str) -> str:
+    return f"broadcast{broadcast._jbroadcast.id()}-{image_size}px-{engine}"  # driver knows the id
+
+
 def _make_udf(broadcast, sha256: str, image_size: int, batch_size: int, tf_threads: int, engine: str,
               fail_on_invalid: bool):
-    key = f"broadcast{broadcast._jbroadcast.id()}-{image_size}px-{engine}"  # driver knows the id
+    key = _model_key(broadcast, image_size, engine)
 
     def featurize(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
         return _featurize_partition(batches, broadcast, key, sha256, image_size, batch_size, tf_threads,
@@ -340,7 +366,46 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReada
             self._weights_cache = weights
         return self._weights_cache
 
+    def warm_up(self, spark: SparkSession, tasks: int | None = None):
+        """Build the model in the Python workers now, in a background job; returns its thread.
+
+        One small Arrow task per core (``defaultParallelism``; Arrow like the featurizer's UDF, so
+        that Spark puts both in the same pool of reusable workers) starts a Python worker, imports
+        TensorFlow and builds the predict function that :meth:`transform` then finds in the
+        worker's cache (Spark reuses Python workers; the build counts as the worker's one build).
+        Started right after the session, this start-up overlaps with the driver's own work
+        (listing the input, planning); :meth:`transform` waits for it, and a failed warm-up only
+        means the workers build on first use as usual.
+        """
+        from pyspark import InheritableThread
+
+        image_size, engine = self.getOrDefault(self.imageSize), self.getOrDefault(self.engine)
+        threads = self.getOrDefault(self.tfThreads) or int(spark.conf.get("spark.task.cpus", "1"))
+        count = tasks or spark.sparkContext.defaultParallelism
+        weights = self.resolved_weights()
+
+        def run():
+            sc = spark.sparkContext
+            broadcast = broadcast_weights(spark, weights)
+            key = _model_key(broadcast, image_size, engine)
+            sc.setJobDescription("fruits: build the model in the Python workers")
+            try:
+                spark.range(0, count, 1, count).mapInPandas(
+                    lambda part: _warm_partition(part, broadcast, key, weights.sha256, image_size, threads, engine),
+                    "pid long").collect()
+            except Exception:  # the featurize job then builds on first use instead
+                pass
+            finally:
+                sc.setJobDescription(None)
+
+        self._warming = InheritableThread(target=run, daemon=True)
+        self._warming.start()
+        return self._warming
+
     def _transform(self, dataset: DataFrame) -> DataFrame:
+        if getattr(self, "_warming", None) is not None:  # reuse the workers warm_up prepared
+            self._warming.join()
+            self._warming = None
         handle = self.getOrDefault(self.handleInvalid)
         if handle not in ("keep", "skip", "error"):
             raise ValueError(f"handleInvalid must be keep, skip or error, not {handle!r}")

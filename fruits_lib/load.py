@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import datetime, timezone
 from urllib.parse import unquote, urlsplit
 
 from pyspark.sql import DataFrame, SparkSession
@@ -66,9 +67,50 @@ def _binary_files(spark: SparkSession, path: str, glob: str | None) -> DataFrame
 
 
 def list_files(spark: SparkSession, path: str) -> DataFrame:
-    """Every file under ``path`` (metadata only, contents not read), flagged ``is_image``."""
-    files = _binary_files(spark, path, None).select("path", "length", "modificationTime")
+    """Every file under ``path`` (metadata only, contents not read), flagged ``is_image``.
+
+    Spark's file sources silently skip zero-byte files; they are found here and listed too,
+    so that an empty ``.jpg`` ends in ``errors/`` instead of vanishing.
+    """
+    reader = _binary_files(spark, path, None)
+    files = reader.select("path", "length", "modificationTime")
+    every_uri = reader.inputFiles()  # the file index's full listing, zero-byte files included
+    if len(every_uri) != files.count():
+        seen = {canonical(row["path"]) for row in files.select("path").collect()}
+        empty = [file_status(spark, uri) for uri in every_uri if canonical(uri) not in seen]
+        files = files.unionByName(spark.createDataFrame(empty, files.schema))
     return files.withColumn("is_image", F.col("path").rlike(IMAGE_REGEX))
+
+
+def image_uris(spark: SparkSession, path: str) -> list:
+    """Every image file under ``path`` as listed by Spark's file index (zero-byte ones included)."""
+    return list(_binary_files(spark, path, IMAGE_GLOB).inputFiles())
+
+
+def canonical(uri: str) -> str:
+    """One spelling per file: Spark's ``path`` column is decoded, ``inputFiles()`` is URI-encoded."""
+    return unquote(uri).replace(":///", ":/")
+
+
+def file_status(spark: SparkSession, uri: str) -> tuple:
+    """``(path, length, modificationTime)`` of one file, spelled as Spark's ``path`` column."""
+    jvm = spark.sparkContext._jvm
+    path = jvm.org.apache.hadoop.fs.Path(canonical(uri))
+    status = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).getFileStatus(path)
+    modified = datetime.fromtimestamp(status.getModificationTime() / 1000, tz=timezone.utc)
+    return status.getPath().toString(), int(status.getLen()), modified
+
+
+def count_files(spark: SparkSession, path: str) -> tuple:
+    """``(images, other files)`` under ``path``, from Spark's file listing alone.
+
+    Same options as :func:`list_files` and :func:`read_images`, so the same files are counted,
+    but no Spark job runs and no path leaves the JVM (only the two lengths): on a fresh
+    session this saves the few seconds of a first job's warm-up before featurizing starts.
+    """
+    images = len(_binary_files(spark, path, IMAGE_GLOB)._jdf.inputFiles())
+    every = len(_binary_files(spark, path, None)._jdf.inputFiles())
+    return images, every - images
 
 
 def read_images(spark: SparkSession, path: str | None = None, paths: list | None = None) -> DataFrame:

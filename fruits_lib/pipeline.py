@@ -116,6 +116,7 @@ def run(input_path: str, output_path: str, *, weights: str = "imagenet", pca_var
         f"{resolved.nbytes / 1e6:.1f} MB, broadcast once to the executors)")
     with timer("spark"):
         spark = spark or get_spark(master)
+    featurizer.warm_up(spark)  # the workers import TensorFlow while the driver lists the input
     fs = FileSystem(spark)
     if not fs.is_dir(source):
         raise InputError(f"input folder not found: {source}")
@@ -124,14 +125,13 @@ def run(input_path: str, output_path: str, *, weights: str = "imagenet", pca_var
     for note in out.prepare(mode, overwrite):
         log(f"note: {note}")
     try:
-        summary = _run_stages(spark, out, source, timer, incremental, featurizer, pca_variance=pca_variance,
+        about = {"run_id": run_id, "mode": mode, "input": source, "output": target,
+                 "started_at": started_at.isoformat(timespec="seconds")}
+        summary = _run_stages(spark, out, source, timer, incremental, featurizer, about, pca_variance=pca_variance,
                               pca_k=pca_k, pca_reuse=pca_reuse, log=log)
     except BaseException:
         out.discard()
         raise
-    summary.update(run_id=run_id, mode=mode, input=source, output=target,
-                   started_at=started_at.isoformat(timespec="seconds"),
-                   finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     if summary["images_in"] and not summary["images_ok"]:
         raise NoImageProcessed(
             f"none of the {summary['images_in']} images could be processed; reasons in {out.path('errors')}"
@@ -140,25 +140,27 @@ def run(input_path: str, output_path: str, *, weights: str = "imagenet", pca_var
 
 
 def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: bool,
-                featurizer: ImageFeaturizer, *, pca_variance, pca_k, pca_reuse, log) -> dict:
+                featurizer: ImageFeaturizer, about: dict, *, pca_variance, pca_k, pca_reuse, log) -> dict:
     image_size = featurizer.getOrDefault("imageSize")
     batch_size = featurizer.getOrDefault("batchSize")
     engine = featurizer.getOrDefault("engine")
     resolved = featurizer.resolved_weights()
     with timer("list"):
         log(f"[2/5] listing files under {source}")
-        files = load.list_files(spark, source).cache()
-        counts = {row["is_image"]: row["count"] for row in files.groupBy("is_image").count().collect()}
-        found, others = counts.get(True, 0), counts.get(False, 0)
+        if incremental:
+            files = load.list_files(spark, source).cache()
+            counts = {row["is_image"]: row["count"] for row in files.groupBy("is_image").count().collect()}
+            found, others = counts.get(True, 0), counts.get(False, 0)
+        else:  # counted from the file listing alone: no Spark job before featurizing
+            found, others = load.count_files(spark, source)
         if not found:
             raise InputError(f"no .jpg/.jpeg/.png image under {source} ({others} other files)")
-        images = files.filter("is_image").select(*IDENTITY)
-        skipped = 0
+        todo, skipped = None, 0
         if incremental:
-            images = images.join(_already_processed(spark, out), IDENTITY, "left_anti")
-        todo = [row["path"] for row in images.select("path").collect()] if incremental else None
-        skipped = found - len(todo) if incremental else 0
-        files.unpersist()
+            new = files.filter("is_image").join(_already_processed(spark, out), IDENTITY, "left_anti")
+            todo = [row["path"] for row in new.select("path").collect()]
+            skipped = found - len(todo)
+            files.unpersist()
         log(f"      {found} images ({others} other files ignored)"
             + (f", {skipped} already processed, {len(todo)} new" if incremental else ""))
 
@@ -172,6 +174,8 @@ def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: 
                 featurized_to_columns(featurizer.transform(frame)).write.parquet(out.stage("featurized"))
         with timer("write"):
             staged = spark.read.parquet(out.stage("featurized"))
+            expected = (lambda: todo) if incremental else (lambda: load.image_uris(spark, source))
+            staged = _with_unread_files(spark, staged, expected, images_in)
             staged.filter("error IS NULL").drop("error").write.parquet(out.stage("features"))
             staged.filter("error IS NOT NULL").drop("features").write.parquet(out.stage("errors"))
             status = {row["ok"]: row["count"]
@@ -192,6 +196,7 @@ def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: 
                                                pca_k, pca_reuse, log)
     append = (["features", "errors"] if images_in else []) + append
     summary = {
+        **about,
         "images_in": images_in, "images_ok": images_ok, "images_failed": images_failed,
         "images_skipped_already_done": skipped, "other_files_ignored": others, "labels": labels,
         **pca_summary,
@@ -203,6 +208,7 @@ def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: 
     }
     with timer("publish"):
         log("[5/5] publishing results")
+        summary["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         summary["seconds"] = dict(timer.seconds)
         summary["seconds"]["total"] = round(sum(timer.seconds.values()), 3)
         featurize_s = timer.seconds.get("featurize", 0.0)
@@ -211,6 +217,28 @@ def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: 
                               ("features", "errors", "pca", "model", "explained_variance.png", SUMMARY)}
         out.publish(replace=replace, append=append, summary=summary, clear=not incremental)
     return summary
+
+
+def _with_unread_files(spark, staged: DataFrame, expected, count: int) -> DataFrame:
+    """``staged`` plus an error row for every expected image Spark did not read.
+
+    Spark's file sources skip zero-byte files, and a file can vanish mid-run: neither may
+    disappear from the results. ``expected()`` lists the paths; it is only called on a mismatch.
+    """
+    if staged.count() == count:
+        return staged
+    seen = {load.canonical(row["path"]) for row in staged.select("path").collect()}
+    rows = []
+    for uri in expected():
+        if load.canonical(uri) in seen:
+            continue
+        try:
+            path, length, modified = load.file_status(spark, uri)
+            reason = "empty file (0 bytes)" if length == 0 else "not read by Spark"
+        except Exception:  # py4j's FileNotFoundException
+            path, length, modified, reason = load.canonical(uri), None, None, "file disappeared during the run"
+        rows.append((path, length, modified, load.label_from_path(path), None, reason))
+    return staged.unionByName(spark.createDataFrame(rows, staged.schema))
 
 
 def _already_processed(spark, out: RunOutput) -> DataFrame:

@@ -1,0 +1,94 @@
+"""fruits_lib.bench: the harness runs end to end on a tiny N and reports ratios of measured values.
+
+A smoke test of the harness itself (structure and arithmetic), never of the timings: those
+depend on the machine and on whatever else runs on it.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import ROOT, SAMPLE
+
+from fruits_lib.bench import TARGETS, get_path, linear_fit, replicate
+
+
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    env = dict(os.environ)
+    env.pop("FRUITS_WORKER_STATS_DIR", None)  # the harness gives each run its own folder
+    result = subprocess.run(
+        [sys.executable, "-m", "fruits_lib.bench", "--input", str(SAMPLE), "--sizes", "40,80",
+         "--headline-n", "80", "--image-size", "96", "--skip-study", "--skip-cold", "--skip-parallel",
+         "--pure-seconds", "0.5", "--pca-solvers", "eigh", "--out", str(out)],
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out, json.loads((out / "results.json").read_text()), result.stdout
+
+
+def test_writes_results_plot_and_cleans_its_work_folder(bench_run):
+    out, _, stdout = bench_run
+    assert (out / "results.json").stat().st_size > 0
+    assert (out / "benchmark.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (out / "work").exists()  # replicated photos and run outputs are not left behind
+    for name in TARGETS:
+        assert name in stdout
+    assert "PASS" in stdout or "FAIL" in stdout
+
+
+def test_results_structure(bench_run):
+    _, results, _ = bench_run
+    for key in ("machine", "versions", "config", "setup", "runs", "pure_inference", "pca", "all_workers",
+                "ratios", "all_targets_met", "bench_wall_s"):
+        assert key in results, key
+    assert results["machine"]["logical_cpus"] >= 1 and results["versions"]["pyspark"]
+    runs = results["runs"]
+    assert [r["n"] for r in runs["scaling"]] == [40, 80]
+    assert runs["headline"]["n"] == 80 and runs["headline"]["pipeline_run_is_scaling_run"]
+    for run in runs["scaling"] + [runs["headline"]["plain_loop"]]:
+        assert run["wall_s"] > 0 and run["images_per_s_end_to_end"] > 0
+    for run in runs["scaling"]:
+        assert run["images_ok"] == run["n"]
+        assert set(run["seconds"]) >= {"spark", "list", "featurize", "write", "pca"}
+        assert run["worker_count"] >= 1 and run["max_builds_per_worker"] >= 1
+        assert run["max_peak_rss_per_worker_bytes"] > 0
+    assert runs["headline"]["plain_loop"]["n"] == 80
+    pure = results["pure_inference"]
+    assert pure["reference_for_targets"] == "keras_all_cores"
+    for name in ("keras_all_cores", "tflite_1_thread", "tflite_all_threads"):
+        assert pure[name]["images_per_s"] > 0 and pure[name]["image_size"] == 96
+    assert results["pca"]["rows"] == 80 and results["pca"]["same_k"]
+    assert results["pca"]["max_abs_diff_explained_variance_ratio_top50"] < 1e-6
+    assert "size_study" not in results  # --skip-study
+
+
+def test_ratios_are_computed_from_measured_fields(bench_run):
+    _, results, _ = bench_run
+    assert set(results["ratios"]) == set(TARGETS)
+    for name, ratio in results["ratios"].items():
+        numerator = get_path(results, ratio["numerator"])
+        expected = numerator / get_path(results, ratio["denominator"]) if ratio["denominator"] else numerator
+        assert ratio["value"] == pytest.approx(expected, rel=1e-3, abs=1e-4), name
+        comparison, threshold = TARGETS[name]
+        assert ratio["target"] == f"{comparison} {threshold}"
+        assert ratio["pass"] == (expected <= threshold if comparison == "<=" else expected >= threshold)
+    assert results["all_targets_met"] == all(r["pass"] for r in results["ratios"].values())
+    scaling = results["runs"]["scaling"]
+    fit = linear_fit([r["n"] for r in scaling], [r["wall_s"] for r in scaling])
+    assert results["runs"]["scaling_fit_wall"]["r2"] == pytest.approx(fit["r2"])
+
+
+def test_linear_fit_and_replicate(tmp_path):
+    fit = linear_fit([500, 1000, 2000, 4000], [10 + 0.01 * n for n in (500, 1000, 2000, 4000)])
+    assert fit["r2"] == pytest.approx(1.0) and fit["slope_s_per_image"] == pytest.approx(0.01)
+    assert linear_fit([1, 2, 3], [1, 3, 2])["r2"] < 0.5
+    folder = replicate(SAMPLE, 170, tmp_path / "n170")  # more than the 160 sample images
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    assert len(files) == 170
+    assert {p.parent.name for p in files} == {p.name for p in SAMPLE.iterdir() if p.is_dir()}
+    assert sum("__r1" in p.name for p in files) == 10
+    assert np.all([p.stat().st_size > 0 for p in files])
