@@ -35,9 +35,10 @@ def sample_features(spark, offline_weights):
     return matrix, frame
 
 
-def test_spark_pca_matches_scikit_learn(sample_features):
+@pytest.mark.parametrize("solver", ["eigh", "spark"])
+def test_spark_pca_matches_scikit_learn(sample_features, solver):
     matrix, frame = sample_features
-    result = fit_pca(frame, k=None, variance=0.95)
+    result = fit_pca(frame, k=None, variance=0.95, solver=solver)
     reference = SkPCA().fit(matrix)
     k = result.k
     assert k == int(np.searchsorted(np.cumsum(reference.explained_variance_ratio_), 0.95 - 1e-12) + 1)
