@@ -21,7 +21,7 @@ run: setup
 	$(BIN)/python -m fruits_lib run --input data_sample --output $(OUTPUT) --weights offline --overwrite
 
 lint:
-	$(BIN)/ruff check fruits_lib tests emr bench
+	$(BIN)/ruff check fruits_lib tests emr
 
 # pytest's exit 5 (no test collected) is turned into an explicit failure: no test is no proof.
 test: setup lint
