@@ -56,7 +56,7 @@ python3 -m venv "$VENV"
 echo "export FRUITS_CACHE_DIR=$CACHE" | sudo tee "$PROFILE_D/fruits.sh" > /dev/null
 export FRUITS_CACHE_DIR="$CACHE"
 
-log "pre-fetching the MobileNetV2 ImageNet weights into $CACHE"
+log "pre-fetching the MobileNetV2 ImageNet weights and their TFLite form into $CACHE (the driver broadcasts the model)"
 "$VENV/bin/python" -m fruits_lib fetch-weights --weights imagenet
 
 # Executors (yarn), Livy sessions (livy) and notebooks run as other users: they only need to read.

@@ -195,12 +195,17 @@ def _worker_stats(folder: Path) -> list:
 
 
 # ------------------------------------------------------------------ measured runs
-def run_pipeline(name: str, input_dir: Path, work: Path, args, image_size: int, env: dict | None = None) -> dict:
-    """The pipeline as a user runs it: ``python -m fruits_lib run`` in a fresh process, timed whole."""
+def run_pipeline(name: str, input_dir: Path, work: Path, args, image_size: int, env: dict | None = None,
+                 ablate: str = "") -> dict:
+    """The pipeline as a user runs it: ``python -m fruits_lib run`` in a fresh process, timed whole.
+
+    ``ablate`` switches levers off (``--ablate``, same process layout) to measure what each brings.
+    """
     output, stats = work / "out" / name, work / "stats" / name
     for folder in (output, stats):
         shutil.rmtree(folder, ignore_errors=True)
-    cmd = [sys.executable, "-m", "fruits_lib", "run", "--input", str(input_dir), "--output", str(output),
+    entry = ["fruits_lib.bench", "--ablate", ablate, "--"] if ablate else ["fruits_lib"]
+    cmd = [sys.executable, "-m", *entry, "run", "--input", str(input_dir), "--output", str(output),
            "--weights", args.weights, "--image-size", str(image_size), "--batch-size", str(args.batch_size),
            "--engine", args.engine, "--master", args.master, "--overwrite"]
     environment = {"FRUITS_WORKER_STATS_DIR": str(stats), **(env or {})}
@@ -210,7 +215,7 @@ def run_pipeline(name: str, input_dir: Path, work: Path, args, image_size: int, 
     images = summary["images_in"]
     seconds = summary["seconds"]
     record = {
-        "name": name, "n": images, "image_size": image_size, **measured,
+        "name": name, "n": images, "image_size": image_size, "ablated": ablate or None, **measured,
         "images_ok": summary["images_ok"],
         "seconds": seconds,
         # what the CLI itself does not time: interpreter start, imports, JVM exit
@@ -289,6 +294,32 @@ def run_pca_compare(work: Path, args, features: str) -> dict:
            "--master", args.master, "--pca-solvers", args.pca_solvers, "--json-out", str(report)]
     measured = run_timed(cmd, work / "logs" / "pca-compare.log")
     return {**json.loads(report.read_text()), "process_wall_s": measured["wall_s"]}
+
+
+def run_build_times(work: Path, args, image_size: int) -> dict:
+    """A Python worker's model load, measured in fresh processes: LiteRT vs ``tf.lite`` (TensorFlow)."""
+    found = {}
+    for name, extra in (("litert", []), ("tf_lite", ["--tf-lite"])):
+        report = work / "out" / f"build-{name}.json"
+        cmd = [sys.executable, "-m", "fruits_lib.bench", "--build-time", *extra, "--image-size", str(image_size),
+               "--weights", args.weights, "--json-out", str(report)]
+        measured = run_timed(cmd, work / "logs" / f"build-{name}.log")
+        found[name] = {**json.loads(report.read_text()), "process_wall_s": measured["wall_s"]}
+    return found
+
+
+def run_ablations(work: Path, args, source: Path, headline: dict, step) -> list:
+    """The headline pipeline run again with one lever switched off at a time (same input, same N)."""
+    rows = []
+    for name, description in ABLATIONS.items():
+        step(f"ablation: {description}")
+        run = run_pipeline(f"ablate-{name}", source, work, args, args.image_size, ablate=name)
+        rows.append({"lever_off": name, "description": description, "wall_s": run["wall_s"],
+                     "delta_wall_s_vs_headline": round(run["wall_s"] - headline["wall_s"], 3),
+                     "seconds": run["seconds"], "images_per_s_featurize_stage": run["images_per_s_featurize_stage"],
+                     "max_builds_per_worker": run["max_builds_per_worker"], "worker_count": run["worker_count"],
+                     "load_before": run["load_before"]})
+    return rows
 
 
 def size_study_accuracy(features_dir: str, seed: int = 0) -> dict:
@@ -396,11 +427,13 @@ def plain_loop(args) -> None:
 def pure_inference(args) -> None:
     """Images/s of MobileNetV2 alone, on arrays decoded beforehand (no I/O, no decoding).
 
-    ``args.pure_inference`` lists configs ``engine:threads`` (threads 0 = all cores); each is
-    built, warmed up with one batch, then run on repeated batches for ``--pure-seconds``.
+    ``args.pure_inference`` lists configs ``engine:threads[:invoke]`` (threads 0 = all cores;
+    invoke = images per TFLite invoke, default the library's); each is built, warmed up with one
+    batch, then run on repeated batches for ``--pure-seconds``.
     """
     _quiet_tensorflow()
-    from fruits_lib.featurize import preprocess, tflite_predict
+    from fruits_lib import featurize
+    from fruits_lib.featurize import preprocess, tflite_model, tflite_predict
     from fruits_lib.weights import build_model, resolve_weights
 
     weights = resolve_weights(args.weights)
@@ -411,13 +444,15 @@ def pure_inference(args) -> None:
     if not batches:
         raise SystemExit(f"need at least {args.batch_size} images under {args.input}")
     report = {}
+    default_invoke = featurize.TFLITE_INVOKE_BATCH
     for config in args.pure_inference.split(","):
-        engine, threads = config.split(":")
+        engine, threads, *invoke = config.split(":")
+        featurize.TFLITE_INVOKE_BATCH = int(invoke[0]) if invoke else default_invoke
         mark = time.perf_counter()
         if engine == "keras":
             predict = build_model(weights.arrays, args.image_size).predict_on_batch
         else:
-            predict = tflite_predict(lambda: weights.arrays, weights.sha256, args.image_size,
+            predict = tflite_predict(tflite_model(weights, args.image_size),
                                      int(threads) or os.cpu_count())
         build_s = time.perf_counter() - mark
         predict(batches[0])  # warm-up: graph tracing, tensor allocation
@@ -434,9 +469,38 @@ def pure_inference(args) -> None:
             if elapsed >= args.pure_seconds:
                 break
         report[config] = {"engine": engine, "threads": int(threads) or os.cpu_count(),
+                          "tflite_invoke_batch": featurize.TFLITE_INVOKE_BATCH if engine == "tflite" else None,
                           "image_size": args.image_size, "batch_size": args.batch_size, "images": images,
                           "seconds": round(elapsed, 3), "images_per_s": round(images / elapsed, 2),
                           "build_s": round(build_s, 3), "started_at_barrier": at_barrier}
+    Path(args.json_out).write_text(json.dumps(report))
+
+
+def _tf_lite_interpreter():
+    import tensorflow as tf
+
+    return tf.lite.Interpreter
+
+
+def build_time(args) -> None:
+    """Seconds from a fresh interpreter to a ready TFLite predict function, as a Python worker pays.
+
+    The worker gets the converted model from the broadcast; here it comes from the driver's
+    cache. With ``--tf-lite`` it is loaded by ``tf.lite.Interpreter`` (a TensorFlow import)
+    instead of LiteRT's interpreter.
+    """
+    import resource
+
+    started = time.perf_counter()
+    from fruits_lib import featurize
+    from fruits_lib.weights import resolve_weights
+
+    if args.tf_lite:
+        featurize._interpreter_class = _tf_lite_interpreter
+    model = featurize.tflite_model(resolve_weights(args.weights), args.image_size)
+    featurize.tflite_predict(model, 1)
+    report = {"seconds": round(time.perf_counter() - started, 3), "tensorflow_imported": "tensorflow" in sys.modules,
+              "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
     Path(args.json_out).write_text(json.dumps(report))
 
 
@@ -487,6 +551,51 @@ def pca_compare(args) -> None:
     report["max_abs_diff_explained_variance_ratio_top50"] = main["max_abs_diff_explained_variance_ratio_top50"]
     report["spark_over_sklearn"] = round(main["total_s"] / max(sklearn_s, 1e-9), 2)
     Path(args.json_out).write_text(json.dumps(report))
+
+
+# ------------------------------------------------------------------ ablations
+ABLATIONS = {
+    "listing": "list and count the input with a Spark job (cache + groupBy), as before",
+    "arrow_batch": "Arrow maxRecordsPerBatch at Spark's default (10,000): a partition in one batch",
+    "jit": "the driver JVM with its default JIT (C1 + C2) instead of C1 only",
+    "pca_solver": "PCA fitted by Spark ML's PCA.fit (covariance + SVD in the JVM)",
+}
+
+
+def _apply_ablation(name: str) -> None:
+    """Switch one lever back off in this process, before the pipeline runs (driver-side levers)."""
+    from fruits_lib import load, reduce, session
+
+    if name.startswith("conf:"):  # experiments: conf:KEY=VALUE overrides a local Spark default
+        key, _, value = name[5:].partition("=")
+        session.LOCAL_DEFAULTS[key] = value
+    elif name == "listing":
+        def count_with_job(spark, path):
+            files = load.list_files(spark, path).cache()
+            counts = {row["is_image"]: row["count"] for row in files.groupBy("is_image").count().collect()}
+            files.unpersist()
+            return counts.get(True, 0), counts.get(False, 0)
+
+        load.count_files = count_with_job
+    elif name == "arrow_batch":
+        session.LOCAL_DEFAULTS["spark.sql.execution.arrow.maxRecordsPerBatch"] = "10000"
+    elif name == "jit":
+        session.LOCAL_DEFAULTS.pop("spark.driver.extraJavaOptions", None)
+    elif name == "pca_solver":
+        fit = reduce.fit_pca
+        reduce.fit_pca = lambda *args, **kwargs: fit(*args, **dict(kwargs, solver="spark"))
+    else:
+        raise SystemExit(f"unknown ablation {name!r}: one of {', '.join(ABLATIONS)}")
+
+
+def ablated_cli(argv: list) -> None:
+    """``--ablate NAME[,NAME] -- run ...``: the CLI with some levers switched off (see ABLATIONS)."""
+    names, rest = argv[0], argv[2:] if argv[1:2] == ["--"] else argv[1:]
+    for name in filter(None, names.split(",")):
+        _apply_ablation(name)
+    from fruits_lib.cli import main as cli_main
+
+    cli_main(rest)
 
 
 # ------------------------------------------------------------------ harness
@@ -541,7 +650,7 @@ def _prepare_tflite(work: Path, args, sizes: list) -> dict:
 
 
 def _cold_cache(work: Path, args) -> dict:
-    """A fresh FRUITS_CACHE_DIR holding only the weights .npz: the workers must convert to TFLite."""
+    """A fresh FRUITS_CACHE_DIR holding only the weights .npz: the driver must convert to TFLite."""
     from fruits_lib.weights import cache_dir, resolve_weights
 
     resolve_weights(args.weights)  # the .npz is in the user's cache now
@@ -599,7 +708,7 @@ def harness(args) -> dict:
 
     runs: dict = {}
     if not args.skip_cold:
-        step("pipeline, cold TFLite cache (the workers convert Keras -> TFLite)")
+        step("pipeline, cold TFLite cache (the driver converts Keras -> TFLite)")
         runs["pipeline_cold_cache"] = run_pipeline("pipeline-cold", source, work, args, args.image_size,
                                                    env=_cold_cache(work, args))
 
@@ -626,6 +735,18 @@ def harness(args) -> dict:
         "all_plain_loop": headline["plain_loop"], "all_pipeline": headline["pipeline"],
     }
     runs["scaling"] = scaling
+    if not args.skip_plain_scaling:
+        plain = []
+        for n in sizes:
+            if n == headline_n and args.repeats == 1:
+                plain.append(runs["headline"]["plain_loop"])
+                continue
+            step(f"plain Keras loop scaling: N = {n}")
+            plain.append(run_plain_loop(f"plain-n{n}", folders[n], work, args, args.image_size))
+        runs["scaling_plain_loop"] = plain
+        runs["scaling_plain_fit_wall"] = linear_fit([r["n"] for r in plain], [r["wall_s"] for r in plain])
+        runs["scaling_ratio_pipeline_over_plain"] = [
+            {"n": p["n"], "ratio": round(p["wall_s"] / q["wall_s"], 4)} for p, q in zip(scaling, plain)]
     runs["scaling_fit_wall"] = linear_fit([r["n"] for r in scaling], [r["wall_s"] for r in scaling])
     runs["scaling_fit_featurize"] = linear_fit([r["n"] for r in scaling],
                                                [r["seconds"]["featurize"] for r in scaling])
@@ -633,13 +754,17 @@ def harness(args) -> dict:
 
     step("pure inference on pre-decoded arrays (Keras all cores; TFLite 1 and all threads)")
     threads = os.cpu_count() or 1
-    pure = run_pure_inference(work, args, source, args.image_size, f"keras:0,tflite:1,tflite:{threads}", "main")
+    pure = run_pure_inference(work, args, source, args.image_size,
+                              f"keras:0,tflite:1,tflite:{threads},tflite:1:{args.batch_size}", "main")
     results["pure_inference"] = {
         "reference_for_targets": "keras_all_cores",
         "keras_all_cores": pure["keras:0"], "tflite_1_thread": pure["tflite:1"],
         "tflite_all_threads": pure[f"tflite:{threads}"],
+        "tflite_1_thread_invoke_batch_32": pure[f"tflite:1:{args.batch_size}"],
         "load_before": pure["load_before"], "load_after": pure["load_after"],
     }
+    step("model load in a fresh Python process: LiteRT vs tf.lite (import tensorflow)")
+    results["worker_build"] = run_build_times(work, args, args.image_size)
     if not args.skip_parallel:
         step(f"pure inference, {threads} TFLite processes x 1 thread (the pipeline's layout)")
         results["pure_inference"]["tflite_processes_x_1_thread"] = run_pure_parallel(
@@ -650,6 +775,9 @@ def harness(args) -> dict:
 
     if study:
         results["size_study"] = _size_study(work, args, source, study, runs["headline"]["pipeline"], step)
+    if not args.skip_ablations:
+        results["ablations"] = run_ablations(work, args, Path(runs["headline"]["input"]), runs["headline"]["pipeline"],
+                                             step)
 
     results["all_workers"] = _all_workers(results)
     results["ratios"] = compute_ratios(results)
@@ -782,6 +910,14 @@ def print_report(results: dict) -> None:
     print("\nOther same-run ratios:")
     for name, value in informative_ratios(results).items():
         print(f"  {name:63s} {value:7.3f}")
+    if runs.get("scaling_ratio_pipeline_over_plain"):
+        print("  pipeline / plain loop wall time by N: " + ", ".join(
+            f"N={r['n']}: {r['ratio']:.2f}" for r in runs["scaling_ratio_pipeline_over_plain"]))
+    if results.get("ablations"):
+        print(f"\nLevers, one switched off at a time (headline pipeline {head['pipeline']['wall_s']:.1f} s):")
+        for row in results["ablations"]:
+            print(f"  {row['lever_off']:12s} {row['wall_s']:6.1f} s ({row['delta_wall_s_vs_headline']:+.1f} s)  "
+                  f"{row['description']}")
     if results.get("size_study"):
         print("\nInput size study (real photos, logistic regression, 25% held out):")
         for row in results["size_study"]:
@@ -805,8 +941,13 @@ def plot(results: dict, path: Path) -> None:
     left.plot(ns, [r["images_per_s_end_to_end"] for r in scaling], "o-", label="pipeline, end to end (CLI)")
     left.plot(ns, [r["images_per_s_featurize_stage"] for r in scaling], "s--", label="pipeline, featurize stage")
     head = runs["headline"]
-    left.plot([head["n"]], [head["plain_loop"]["images_per_s_end_to_end"]], "k^", markersize=9,
-              label="plain Keras loop, end to end")
+    if runs.get("scaling_plain_loop"):
+        plain = runs["scaling_plain_loop"]
+        left.plot([r["n"] for r in plain], [r["images_per_s_end_to_end"] for r in plain], "k^-",
+                  label="plain Keras loop, end to end")
+    else:
+        left.plot([head["n"]], [head["plain_loop"]["images_per_s_end_to_end"]], "k^", markersize=9,
+                  label="plain Keras loop, end to end")
     left.axhline(pure["keras_all_cores"]["images_per_s"], color="grey", linestyle=":",
                  label="pure inference, Keras all cores")
     left.axhline(0.8 * pure["keras_all_cores"]["images_per_s"], color="red", linestyle=":", linewidth=0.8,
@@ -850,12 +991,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=1, help="headline repeats (median kept)")
     parser.add_argument("--headline-n", type=int, default=0,
                         help="images of the headline comparison (default: the input folder as it is)")
-    parser.add_argument("--pure-seconds", type=float, default=8.0, help="duration of each pure-inference run")
+    parser.add_argument("--pure-seconds", type=float, default=6.0, help="duration of each pure-inference run")
     parser.add_argument("--pca-solvers", default="eigh,spark",
                         help="fruits_lib.reduce solvers timed against scikit-learn (first: the pipeline's)")
     parser.add_argument("--skip-study", action="store_true", help="no input-size study")
     parser.add_argument("--skip-cold", action="store_true", help="no cold-TFLite-cache pipeline run")
     parser.add_argument("--skip-parallel", action="store_true", help="no multi-process pure inference")
+    parser.add_argument("--skip-ablations", action="store_true", help="no lever-by-lever pipeline runs")
+    parser.add_argument("--skip-plain-scaling", action="store_true", help="plain loop at the headline N only")
     parser.add_argument("--keep-work", action="store_true", help="keep <out>/work (inputs, outputs, logs)")
     internal = parser.add_argument_group("internal modes (run by the harness)")
     internal.add_argument("--plain-loop", action="store_true", help=argparse.SUPPRESS)
@@ -863,6 +1006,8 @@ def build_parser() -> argparse.ArgumentParser:
     internal.add_argument("--pure-inference", help=argparse.SUPPRESS)
     internal.add_argument("--start-at", type=float, default=0.0, help=argparse.SUPPRESS)
     internal.add_argument("--pca-compare", action="store_true", help=argparse.SUPPRESS)
+    internal.add_argument("--build-time", action="store_true", help=argparse.SUPPRESS)
+    internal.add_argument("--tf-lite", action="store_true", help=argparse.SUPPRESS)
     internal.add_argument("--features", help=argparse.SUPPRESS)
     internal.add_argument("--json-out", help=argparse.SUPPRESS)
     return parser
@@ -870,6 +1015,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["--ablate"]:
+        return ablated_cli(argv[1:])
     args = build_parser().parse_args(argv)
     if args.plain_loop:
         return plain_loop(args)
@@ -877,6 +1025,8 @@ def main(argv=None) -> None:
         return pure_inference(args)
     if args.pca_compare:
         return pca_compare(args)
+    if args.build_time:
+        return build_time(args)
     results = harness(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -123,12 +123,12 @@ def _run(args) -> int:
 
 
 def _fetch(args) -> int:
-    from fruits_lib.featurize import tflite_path, tflite_predict
+    from fruits_lib.featurize import tflite_model, tflite_path
     from fruits_lib.weights import resolve_weights
 
     weights = resolve_weights(args.weights)
     print(f"weights {weights.source}: sha256 {weights.sha256}, {weights.nbytes / 1e6:.1f} MB, cached")
-    tflite_predict(lambda: weights.arrays, weights.sha256, args.image_size, 1)
+    tflite_model(weights, args.image_size)
     print(f"TFLite model for {args.image_size} px: {tflite_path(weights.sha256, args.image_size)}")
     return 0
 

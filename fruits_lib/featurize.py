@@ -14,7 +14,6 @@ import io
 import json
 import os
 import resource
-import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -34,6 +33,7 @@ from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, Str
 
 from fruits_lib.weights import FEATURE_DIM, Weights, build_model, cache_dir, resolve_weights
 
+TFLITE_INVOKE_BATCH = 1  # images per TFLite invoke: ~10-25% faster than 32 on one core (docs/performance.md)
 MAX_DECODED_PIXELS = 40_000_000  # ~120 MB of RGB: larger images are reported, never decoded
 WORKER_STATS_ENV = "FRUITS_WORKER_STATS_DIR"  # workers write their build counts and peak RSS there
 FAIL_ONCE_ENV = "FRUITS_FAIL_FIRST_ATTEMPT_PARTITION"  # tests: fail this partition's first attempt
@@ -140,37 +140,55 @@ _BUILDS: dict = {}  # same key -> how many times this worker built it (must stay
 _TIMINGS: dict = {}  # seconds this worker spent building, decoding, predicting
 
 
-def _worker_predict(broadcast, key: str, sha256: str, image_size: int, tf_threads: int, engine: str):
+def _worker_predict(broadcast, key: str, image_size: int, tf_threads: int, engine: str):
     """The predict function of this Python worker, built from the broadcast on first use only."""
     if key not in _MODELS:
         started = time.perf_counter()
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        import tensorflow as tf
-
-        try:  # must happen before TensorFlow's first op in this process
-            tf.config.threading.set_intra_op_parallelism_threads(tf_threads)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:
-            pass
-        if engine == "tflite":
-            _MODELS[key] = tflite_predict(lambda: broadcast.value, sha256, image_size, tf_threads)
+        if engine == "tflite":  # the broadcast is the converted model: no TensorFlow import with LiteRT
+            _MODELS[key] = tflite_predict(broadcast.value, tf_threads)
         else:
+            _configure_tensorflow(tf_threads)
             _MODELS[key] = build_model(broadcast.value, image_size).predict_on_batch
         _BUILDS[key] = _BUILDS.get(key, 0) + 1
         _TIMINGS["build_s"] = _TIMINGS.get("build_s", 0.0) + time.perf_counter() - started
     return _MODELS[key]
 
 
-def tflite_path(sha256: str, image_size: int) -> str:
-    """Where this node caches the TFLite form of the weights ``sha256`` at ``image_size``."""
+def _configure_tensorflow(tf_threads: int):
+    """Import TensorFlow with ``tf_threads`` intra-op threads, so workers do not oversubscribe cores."""
     import tensorflow as tf
 
-    name = f"mobilenetv2-{sha256[:16]}-{image_size}px-tf{tf.__version__}.tflite"
+    try:  # must happen before TensorFlow's first op in this process
+        tf.config.threading.set_intra_op_parallelism_threads(tf_threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass
+    return tf
+
+
+def _tensorflow_version() -> str:
+    """TensorFlow's version, from the installed distribution's metadata (no TensorFlow import)."""
+    from importlib import metadata
+
+    for name in ("tensorflow-cpu", "tensorflow"):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    import tensorflow as tf
+
+    return tf.__version__
+
+
+def tflite_path(sha256: str, image_size: int) -> str:
+    """Where this machine caches the TFLite form of the weights ``sha256`` at ``image_size``."""
+    name = f"mobilenetv2-{sha256[:16]}-{image_size}px-tf{_tensorflow_version()}.tflite"
     return os.path.join(str(cache_dir()), "tflite", name)
 
 
 def _write_atomically(path: str, data: bytes) -> None:
-    """Write via a private temporary name then rename: concurrent workers never read half a file."""
+    """Write via a private temporary name then rename: a concurrent reader never sees half a file."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     partial = f"{path}.{os.getpid()}.partial"
     with open(partial, "wb") as handle:
@@ -178,43 +196,68 @@ def _write_atomically(path: str, data: bytes) -> None:
     os.replace(partial, path)
 
 
-def tflite_predict(get_arrays, sha256: str, image_size: int, threads: int):
-    """A TFLite (XNNPACK) predict function for the MobileNetV2 filled with ``get_arrays()``.
+def tflite_model(weights: Weights, image_size: int) -> bytes:
+    """The TFLite flatbuffer of MobileNetV2 with ``weights`` at ``image_size``, made on the driver.
 
-    The Keras network is rebuilt from the weights and converted once per node (the file is
-    cached, keyed by the weights' sha256, image size and TensorFlow version): XNNPACK runs
-    MobileNetV2 about 1.8x faster than Keras on one CPU thread, with features equal to 1e-4.
+    The Keras network is rebuilt and converted once per machine, then read from the cache
+    (keyed by the weights' sha256, image size and TensorFlow version), so a warm driver does
+    not import TensorFlow at all. XNNPACK runs it ~1.8x faster than Keras on one CPU thread.
     """
-    import tensorflow as tf
+    path = tflite_path(weights.sha256, image_size)
+    if os.path.exists(path):
+        with open(path, "rb") as handle:
+            return handle.read()
+    tf = _configure_tensorflow(0)
+    model = build_model(weights.arrays, image_size)
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+        flatbuffer = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    try:
+        _write_atomically(path, flatbuffer)
+    except OSError as exc:  # a read-only cache only costs the next run a conversion
+        warnings.warn(f"could not cache the TFLite model at {path}: {exc}", stacklevel=2)
+    return flatbuffer
 
-    path = tflite_path(sha256, image_size)
-    fallback = os.path.join(tempfile.gettempdir(), "fruits_lib-tflite", os.path.basename(path))
-    if not os.path.exists(path) and os.path.exists(fallback):
-        path = fallback
-    if not os.path.exists(path):
-        model = build_model(get_arrays(), image_size)
-        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
-            flatbuffer = tf.lite.TFLiteConverter.from_keras_model(model).convert()
-        try:
-            _write_atomically(path, flatbuffer)
-        except OSError:  # e.g. a read-only cache for the executor's user: use the node's temp folder
-            path = fallback
-            _write_atomically(path, flatbuffer)
+
+def _interpreter_class():
+    """LiteRT's ``Interpreter`` (``ai_edge_litert``: no TensorFlow import, ~0.05 s), else ``tf.lite``'s.
+
+    Both run the same C++ TFLite interpreter with the XNNPACK delegate; ``tf.lite.Interpreter``
+    is deprecated in TensorFlow 2.19 in favour of LiteRT and costs a ~3 s TensorFlow import.
+    """
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import tensorflow as tf
+
+        return tf.lite.Interpreter
+    return Interpreter
+
+
+def tflite_predict(model_content: bytes, threads: int):
+    """A predict function: float32 batch ``(n, size, size, 3)`` -> ``(n, 1280)`` features.
+
+    Images are invoked one at a time (``TFLITE_INVOKE_BATCH``): activations stay in the CPU
+    caches and tensors are allocated once; the decode batch still sets how many travel together.
+    """
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice (moves in TF 2.20)
-        interpreter = tf.lite.Interpreter(model_path=path, num_threads=threads)
-    source = interpreter.get_input_details()[0]["index"]
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice, on the fallback
+        interpreter = _interpreter_class()(model_content=model_content, num_threads=threads)
+    source = interpreter.get_input_details()[0]
     target = interpreter.get_output_details()[0]["index"]
-    shape = [None]
+    step = TFLITE_INVOKE_BATCH
+    interpreter.resize_tensor_input(source["index"], [step, *source["shape"][1:]])
+    interpreter.allocate_tensors()
 
     def predict(batch: np.ndarray) -> np.ndarray:
-        if shape[0] != batch.shape:
-            interpreter.resize_tensor_input(source, list(batch.shape))
-            interpreter.allocate_tensors()
-            shape[0] = batch.shape
-        interpreter.set_tensor(source, batch)
-        interpreter.invoke()
-        return interpreter.get_tensor(target).copy()
+        outputs = []
+        for start in range(0, len(batch), step):
+            chunk = batch[start:start + step]
+            if len(chunk) < step:  # pad the last chunk rather than re-allocate
+                chunk = np.concatenate([chunk, np.zeros((step - len(chunk), *chunk.shape[1:]), chunk.dtype)])
+            interpreter.set_tensor(source["index"], np.ascontiguousarray(chunk))
+            interpreter.invoke()
+            outputs.append(interpreter.get_tensor(target)[: len(batch) - start].copy())
+        return np.concatenate(outputs).astype(np.float32, copy=False)
 
     return predict
 
@@ -259,15 +302,14 @@ def _maybe_inject_failure() -> None:
         raise RuntimeError(f"injected failure ({FAIL_ONCE_ENV}={target})")
 
 
-def _featurize_partition(batches, broadcast, key, sha256, image_size, batch_size, tf_threads, engine,
-                         fail_on_invalid):
+def _featurize_partition(batches, broadcast, key, image_size, batch_size, tf_threads, engine, fail_on_invalid):
     """Body of the pandas UDF; module-level so that the worker's caches are the module's own."""
     _maybe_inject_failure()
     predict = None
     images = 0
     for contents in batches:
         if predict is None:
-            predict = _worker_predict(broadcast, key, sha256, image_size, tf_threads, engine)
+            predict = _worker_predict(broadcast, key, image_size, tf_threads, engine)
         features, errors = featurize_images(predict, contents, image_size, batch_size, _TIMINGS)
         if fail_on_invalid and any(errors):
             raise ValueError("undecodable image: " + next(e for e in errors if e))
@@ -276,40 +318,35 @@ def _featurize_partition(batches, broadcast, key, sha256, image_size, batch_size
     _record_worker_stats(images)
 
 
-def _warm_partition(batches, broadcast, key, sha256, image_size, tf_threads, engine):
-    """A warm-up task: this Python worker builds its predict function now, before any image comes."""
-    for _ in batches:
-        pass
-    _worker_predict(broadcast, key, sha256, image_size, tf_threads, engine)
-    _record_worker_stats(0)
-    yield pd.DataFrame({"pid": [os.getpid()]})
-
-
 def _model_key(broadcast, image_size: int, engine: str) -> str:
     return f"broadcast{broadcast._jbroadcast.id()}-{image_size}px-{engine}"  # driver knows the id
 
 
-def _make_udf(broadcast, sha256: str, image_size: int, batch_size: int, tf_threads: int, engine: str,
-              fail_on_invalid: bool):
+def _make_udf(broadcast, image_size: int, batch_size: int, tf_threads: int, engine: str, fail_on_invalid: bool):
     key = _model_key(broadcast, image_size, engine)
 
     def featurize(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
-        return _featurize_partition(batches, broadcast, key, sha256, image_size, batch_size, tf_threads,
-                                    engine, fail_on_invalid)
+        return _featurize_partition(batches, broadcast, key, image_size, batch_size, tf_threads, engine,
+                                    fail_on_invalid)
 
     return pandas_udf(featurize, _UDF_SCHEMA)
 
 
 # ---------------------------------------------------------------- driver side
-_BROADCASTS: dict = {}  # (application id, sha256) -> Broadcast: each weights set is sent once
+_BROADCASTS: dict = {}  # (application id, sha256, engine, size) -> Broadcast: each model is sent once
 
 
-def broadcast_weights(spark: SparkSession, weights: Weights):
-    """Broadcast the weight arrays once per Spark application and weights fingerprint."""
+def broadcast_model(spark: SparkSession, weights: Weights, engine: str, image_size: int):
+    """Broadcast, once per Spark application, what the workers run: the TFLite model or the weights.
+
+    ``tflite``: the flatbuffer converted on the driver (:func:`tflite_model`), so the workers only
+    load it; ``keras``: the weight arrays, from which each worker builds the Keras network.
+    """
     sc = spark.sparkContext
-    key = (sc.applicationId, weights.sha256)
+    key = (sc.applicationId, weights.sha256, engine, image_size if engine == "tflite" else None)
     if key not in _BROADCASTS:
-        _BROADCASTS[key] = sc.broadcast(weights.arrays)
+        value = tflite_model(weights, image_size) if engine == "tflite" else weights.arrays
+        _BROADCASTS[key] = sc.broadcast(value)
     return _BROADCASTS[key]
 
 
@@ -366,61 +403,27 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReada
             self._weights_cache = weights
         return self._weights_cache
 
-    def warm_up(self, spark: SparkSession, tasks: int | None = None):
-        """Build the model in the Python workers now, in a background job; returns its thread.
+    def _engine(self) -> str:
+        engine = self.getOrDefault(self.engine)
+        if engine not in ("tflite", "keras"):
+            raise ValueError(f"engine must be tflite or keras, not {engine!r}")
+        return engine
 
-        One small Arrow task per core (``defaultParallelism``; Arrow like the featurizer's UDF, so
-        that Spark puts both in the same pool of reusable workers) starts a Python worker, imports
-        TensorFlow and builds the predict function that :meth:`transform` then finds in the
-        worker's cache (Spark reuses Python workers; the build counts as the worker's one build).
-        Started right after the session, this start-up overlaps with the driver's own work
-        (listing the input, planning); :meth:`transform` waits for it, and a failed warm-up only
-        means the workers build on first use as usual.
-        """
-        from pyspark import InheritableThread
-
-        image_size, engine = self.getOrDefault(self.imageSize), self.getOrDefault(self.engine)
-        threads = self.getOrDefault(self.tfThreads) or int(spark.conf.get("spark.task.cpus", "1"))
-        count = tasks or spark.sparkContext.defaultParallelism
-        weights = self.resolved_weights()
-
-        def run():
-            sc = spark.sparkContext
-            broadcast = broadcast_weights(spark, weights)
-            key = _model_key(broadcast, image_size, engine)
-            sc.setJobDescription("fruits: build the model in the Python workers")
-            try:
-                spark.range(0, count, 1, count).mapInPandas(
-                    lambda part: _warm_partition(part, broadcast, key, weights.sha256, image_size, threads, engine),
-                    "pid long").collect()
-            except Exception:  # the featurize job then builds on first use instead
-                pass
-            finally:
-                sc.setJobDescription(None)
-
-        self._warming = InheritableThread(target=run, daemon=True)
-        self._warming.start()
-        return self._warming
+    def _threads(self, spark: SparkSession) -> int:
+        return self.getOrDefault(self.tfThreads) or int(spark.sparkContext.getConf().get("spark.task.cpus", "1"))
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
-        if getattr(self, "_warming", None) is not None:  # reuse the workers warm_up prepared
-            self._warming.join()
-            self._warming = None
         handle = self.getOrDefault(self.handleInvalid)
         if handle not in ("keep", "skip", "error"):
             raise ValueError(f"handleInvalid must be keep, skip or error, not {handle!r}")
         image_size = self.getOrDefault(self.imageSize)
         if not 32 <= image_size <= 1024:
             raise ValueError(f"imageSize must be between 32 and 1024 pixels, not {image_size}")
-        engine = self.getOrDefault(self.engine)
-        if engine not in ("tflite", "keras"):
-            raise ValueError(f"engine must be tflite or keras, not {engine!r}")
+        engine = self._engine()
         spark = dataset.sparkSession
-        threads = self.getOrDefault(self.tfThreads) or int(spark.conf.get("spark.task.cpus", "1"))
-        weights = self.resolved_weights()
-        broadcast = broadcast_weights(spark, weights)
-        udf = _make_udf(broadcast, weights.sha256, image_size, self.getOrDefault(self.batchSize), threads,
-                        engine, handle == "error")
+        broadcast = broadcast_model(spark, self.resolved_weights(), engine, image_size)
+        udf = _make_udf(broadcast, image_size, self.getOrDefault(self.batchSize), self._threads(spark), engine,
+                        handle == "error")
         result = "__fruits_featurized"
         out_col, err_col = self.getOutputCol(), self.getOrDefault(self.errorCol)
         # asNondeterministic: Spark must not inline (and so re-run) the UDF into both fields below.
@@ -434,4 +437,4 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReada
 
 
 __all__ = ["FEATURE_DIM", "ImageFeaturizer", "ImageDecodeError", "decode_image", "featurize_images",
-           "preprocess", "broadcast_weights"]
+           "preprocess", "broadcast_model", "tflite_model", "tflite_predict"]

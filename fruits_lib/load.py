@@ -102,15 +102,15 @@ def file_status(spark: SparkSession, uri: str) -> tuple:
 
 
 def count_files(spark: SparkSession, path: str) -> tuple:
-    """``(images, other files)`` under ``path``, from Spark's file listing alone.
+    """``(images, other files)`` under ``path``, from one listing by Spark's file index.
 
-    Same options as :func:`list_files` and :func:`read_images`, so the same files are counted,
-    but no Spark job runs and no path leaves the JVM (only the two lengths): on a fresh
-    session this saves the few seconds of a first job's warm-up before featurizing starts.
+    Same options as :func:`list_files` and :func:`read_images`, so the same files are counted
+    (zero-byte ones included), but no Spark job runs: on a fresh session this saves the few
+    seconds of a first job's warm-up before featurizing starts.
     """
-    images = len(_binary_files(spark, path, IMAGE_GLOB)._jdf.inputFiles())
-    every = len(_binary_files(spark, path, None)._jdf.inputFiles())
-    return images, every - images
+    every = _binary_files(spark, path, None).inputFiles()
+    images = sum(1 for uri in every if is_image_path(uri))
+    return images, len(every) - images
 
 
 def read_images(spark: SparkSession, path: str | None = None, paths: list | None = None) -> DataFrame:

@@ -116,7 +116,6 @@ def run(input_path: str, output_path: str, *, weights: str = "imagenet", pca_var
         f"{resolved.nbytes / 1e6:.1f} MB, broadcast once to the executors)")
     with timer("spark"):
         spark = spark or get_spark(master)
-    featurizer.warm_up(spark)  # the workers import TensorFlow while the driver lists the input
     fs = FileSystem(spark)
     if not fs.is_dir(source):
         raise InputError(f"input folder not found: {source}")
@@ -178,10 +177,12 @@ def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: 
             staged = _with_unread_files(spark, staged, expected, images_in)
             staged.filter("error IS NULL").drop("error").write.parquet(out.stage("features"))
             staged.filter("error IS NOT NULL").drop("features").write.parquet(out.stage("errors"))
-            status = {row["ok"]: row["count"]
-                      for row in staged.groupBy(F.col("error").isNull().alias("ok")).count().collect()}
-            labels = {row["label"]: row["count"] for row in
-                      staged.filter("error IS NULL").groupBy("label").count().orderBy("label").collect()}
+            status, labels = {}, {}
+            for row in staged.groupBy(F.col("error").isNull().alias("ok"), "label").count().collect():
+                status[row["ok"]] = status.get(row["ok"], 0) + row["count"]
+                if row["ok"]:
+                    labels[row["label"]] = row["count"]
+            labels = dict(sorted(labels.items()))
     else:
         status, labels = {}, {}
         log("[3/5] nothing new to featurize")
@@ -289,13 +290,13 @@ def _reduce(spark, out: RunOutput, featurizer: ImageFeaturizer, images_ok: int, 
         return {"k": None}, [], []
     log(f"[4/5] PCA on {rows} images (" + (f"k = {pca_k})" if pca_k else f"smallest k reaching {pca_variance:.0%})"))
     result = reduce.fit_pca(vectors, "features", "pca", k=pca_k, variance=pca_variance)
-    _project(result.model, vectors, out.stage(f"pca/run={out.run_id}"))  # replaces pca/ whole
+    with _in_background(PipelineModel([featurizer] + result.model.stages).save, out.stage("model")):
+        _project(result.model, vectors, out.stage(f"pca/run={out.run_id}"))  # replaces pca/ whole
+        figure = plot.explained_variance(result.explained_variance_ratio, result.k,
+                                         None if pca_k else pca_variance)
+        out.fs.write_bytes(out.stage("explained_variance.png"), plot.to_png(figure))
+        plot.plt.close(figure)
     vectors.unpersist()
-    PipelineModel([featurizer] + result.model.stages).save(out.stage("model"))
-    figure = plot.explained_variance(result.explained_variance_ratio, result.k,
-                                     None if pca_k else pca_variance)
-    out.fs.write_bytes(out.stage("explained_variance.png"), plot.to_png(figure))
-    plot.plt.close(figure)
     log(f"      k = {result.k} components explain {result.cumulative[result.k - 1]:.1%} of the variance")
     fields = {
         "k": result.k, "pca": "fitted", "pca_fitted_on": rows,
@@ -304,6 +305,33 @@ def _reduce(spark, out: RunOutput, featurizer: ImageFeaturizer, images_ok: int, 
         "cumulative": [round(float(v), 8) for v in result.cumulative[:result.k]],
     }
     return fields, ["pca", "model", "explained_variance.png"], []
+
+
+@contextmanager
+def _in_background(function, *args):
+    """Run ``function(*args)`` in a thread while the ``with`` body runs; re-raise its error at exit.
+
+    Saving a Spark ML model is a series of small jobs; overlapping them with another job keeps
+    both cores busy (Spark schedules jobs from several threads side by side).
+    """
+    from pyspark import InheritableThread
+
+    failure = []
+
+    def target():
+        try:
+            function(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+            failure.append(exc)
+
+    thread = InheritableThread(target=target, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        thread.join()
+    if failure:
+        raise failure[0]
 
 
 def _project(model: PipelineModel, vectors: DataFrame, target: str) -> None:

@@ -8,9 +8,13 @@ definition of PCA (scikit-learn's) up to the sign of each component.
 Spark's ``PCA.fit`` does two things: a distributed pass that sums the covariance matrix, then
 a local SVD of that d x d matrix on the driver, in pure-Java LAPACK when no native BLAS is
 installed (the default here and on EMR): 7-15 s for d = 1280 whatever the number of rows.
-The default ``solver="eigh"`` keeps the distributed pass in Spark (``RowMatrix`` Gramian of the
-centred rows) and does the local step with numpy's LAPACK (``eigh``, ~0.3 s); the result is the
-same regular, saveable Spark ML ``PCAModel``. ``solver="spark"`` is the plain ``PCA.fit``.
+The default ``solver="eigh"`` does the same two steps faster: one Spark job over the partitions
+in which each Python worker sums its rows' count, mean and centred scatter matrix with numpy
+(float64, merged exactly with the parallel-variance formula), then ``numpy.linalg.eigh`` of the
+d x d covariance on the driver (~0.4 s). It also yields the mean, so the centring stage needs no
+pass of its own. The fitted stages are the regular, saveable Spark ML ``StandardScalerModel`` and
+``PCAModel`` that ``StandardScaler.fit`` and ``PCA.fit`` would give (same mean, std, components up
+to sign, explained variance). ``solver="spark"`` is the plain ``StandardScaler.fit`` + ``PCA.fit``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from pyspark.ml import PipelineModel
-from pyspark.ml.feature import PCA, PCAModel, StandardScaler
+from pyspark.ml.feature import PCA, PCAModel, StandardScaler, StandardScalerModel
 from pyspark.ml.linalg import DenseMatrix, DenseVector
 from pyspark.ml.wrapper import JavaWrapper
 from pyspark.sql import DataFrame
@@ -63,49 +67,103 @@ def fit_pca(features: DataFrame, input_col: str = "features", output_col: str = 
             k: int | None = None, variance: float = 0.95, solver: str = "eigh") -> PCAResult:
     """Fit centring + PCA on a Vector column; k given, or chosen to reach ``variance``.
 
-    Cache ``features`` first: the fit reads it several times. ``solver``: ``eigh`` (covariance
-    summed by Spark, eigendecomposed by numpy on the driver) or ``spark`` (``PCA.fit``).
+    Cache ``features`` first: the fit reads it (once with ``eigh``, several times with ``spark``).
+    ``solver``: ``eigh`` (covariance summed by Spark with numpy in the workers, eigendecomposed on
+    the driver) or ``spark`` (``StandardScaler.fit`` + ``PCA.fit``).
     """
     if solver not in ("eigh", "spark"):
         raise ValueError(f"solver must be eigh or spark, not {solver!r}")
     centred = f"{input_col}__centred"
-    scaler = StandardScaler(inputCol=input_col, outputCol=centred, withMean=True, withStd=False).fit(features)
-    dimension = len(scaler.mean)
-    rows = features.count()
+    if solver == "spark":
+        scaler = StandardScaler(inputCol=input_col, outputCol=centred, withMean=True, withStd=False).fit(features)
+        dimension = len(scaler.mean)
+        rows = features.count()
+    else:
+        rows, mean, covariance = _mean_covariance(features, input_col)
+        dimension = len(mean)
     if rows < 2:
         raise ValueError(f"PCA needs at least 2 featurized images, got {rows}")
     if solver == "spark":
         full = PCA(k=dimension, inputCol=centred, outputCol=output_col).fit(scaler.transform(features))
         ratios = full.explainedVariance.toArray()
     else:
-        values, vectors = _covariance_eigh(scaler.transform(features), centred, rows, dimension)
+        values, vectors = _eigh(covariance)
         ratios = values / values.sum() if values.sum() > 0 else np.full(dimension, 1.0 / dimension)
     chosen = choose_k(ratios, variance) if k is None else int(k)
     if not 1 <= chosen <= min(dimension, rows):
         raise ValueError(f"--pca-k must be between 1 and {min(dimension, rows)} here, not {chosen}")
     if solver == "spark":
         return PCAResult(PipelineModel([scaler, truncate(full, chosen)]), chosen, ratios)
+    scaler = _scaler_model(mean, np.sqrt(np.clip(np.diag(covariance), 0.0, None)), input_col, centred)
     model = _pca_model(vectors[:, :chosen], ratios[:chosen], centred, output_col)
     return PCAResult(PipelineModel([scaler, model]), chosen, ratios)
 
 
-def _covariance_eigh(centred: DataFrame, column: str, rows: int, dimension: int) -> tuple:
-    """Eigenvalues (descending, >= 0) and eigenvectors of the covariance of a centred Vector column.
+def _merge(a: tuple, b: tuple) -> tuple:
+    """Two ``(count, mean, centred scatter)`` summaries as one (Chan et al.'s parallel formula)."""
+    (n_a, mean_a, m2_a), (n_b, mean_b, m2_b) = a, b
+    if n_a == 0:
+        return b
+    if n_b == 0:
+        return a
+    n = n_a + n_b
+    delta = mean_b - mean_a
+    return n, mean_a + delta * (n_b / n), m2_a + m2_b + np.outer(delta, delta) * (n_a * n_b / n)
 
-    Spark sums the Gramian over the partitions (one pass, ``RowMatrix.computeGramianMatrix``);
-    the d x d result comes to the driver and numpy's LAPACK decomposes it. Each eigenvector's
-    sign is fixed (largest entry positive) so refits give the same projections.
+
+def _partition_moments(batches):
+    """mapInPandas body: one row per partition with its count, mean and centred scatter (float64)."""
+    import pandas as pd
+
+    total = (0, None, None)
+    for batch in batches:
+        rows = batch["x"].dropna()
+        if rows.empty:
+            continue
+        x = np.stack(rows.to_numpy()).astype(np.float64)
+        mean = x.mean(axis=0)
+        centred = x - mean
+        total = _merge(total, (len(x), mean, centred.T @ centred))
+    if total[0]:
+        yield pd.DataFrame({"n": [total[0]], "mean": [total[1].tobytes()], "m2": [total[2].tobytes()]})
+
+
+def _mean_covariance(features: DataFrame, column: str) -> tuple:
+    """``(rows, mean, covariance)`` of a Vector column, in one distributed pass (see module doc)."""
+    from pyspark.ml.functions import vector_to_array
+
+    arrays = features.select(vector_to_array(column, "float64").alias("x"))
+    parts = arrays.mapInPandas(_partition_moments, "n long, mean binary, m2 binary").collect()
+    total = (0, None, None)
+    for part in parts:
+        mean = np.frombuffer(part["mean"], dtype=np.float64)
+        m2 = np.frombuffer(part["m2"], dtype=np.float64).reshape(len(mean), len(mean))
+        total = _merge(total, (part["n"], mean, m2))
+    rows, mean, m2 = total
+    if not rows:
+        return 0, np.zeros(0), np.zeros((0, 0))
+    return rows, mean, m2 / max(rows - 1, 1)
+
+
+def _eigh(covariance: np.ndarray) -> tuple:
+    """Eigenvalues (descending, >= 0) and eigenvectors (columns) of a covariance matrix.
+
+    Each eigenvector's sign is fixed (largest entry positive) so refits give the same projections.
     """
-    from pyspark.mllib.linalg.distributed import RowMatrix
-    from pyspark.mllib.util import MLUtils
-
-    old_vectors = MLUtils.convertVectorColumnsFromML(centred.select(column), column)
-    gramian = RowMatrix(old_vectors, rows, dimension).computeGramianMatrix().toArray()
-    values, vectors = np.linalg.eigh(gramian / (rows - 1))
+    values, vectors = np.linalg.eigh(covariance)
     order = np.argsort(values)[::-1]
     values, vectors = np.clip(values[order], 0.0, None), vectors[:, order]
     signs = np.sign(vectors[np.abs(vectors).argmax(axis=0), np.arange(vectors.shape[1])])
     return values, vectors * np.where(signs == 0, 1.0, signs)
+
+
+def _scaler_model(mean: np.ndarray, std: np.ndarray, input_col: str, output_col: str) -> StandardScalerModel:
+    """The centring stage as a regular Spark ML StandardScalerModel (what ``StandardScaler.fit`` gives)."""
+    estimator = StandardScaler(inputCol=input_col, outputCol=output_col, withMean=True, withStd=False)
+    java_model = JavaWrapper._new_java_obj("org.apache.spark.ml.feature.StandardScalerModel", estimator.uid,
+                                           DenseVector(std), DenseVector(mean))
+    return StandardScalerModel(java_model)._set(inputCol=input_col, outputCol=output_col, withMean=True,
+                                                withStd=False)
 
 
 def _pca_model(components: np.ndarray, ratios: np.ndarray, input_col: str, output_col: str) -> PCAModel:

@@ -24,6 +24,7 @@ def bench_run(tmp_path_factory):
     result = subprocess.run(
         [sys.executable, "-m", "fruits_lib.bench", "--input", str(SAMPLE), "--sizes", "40,80",
          "--headline-n", "80", "--image-size", "96", "--skip-study", "--skip-cold", "--skip-parallel",
+         "--skip-ablations", "--skip-plain-scaling",
          "--pure-seconds", "0.5", "--pca-solvers", "eigh", "--out", str(out)],
         capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -61,6 +62,10 @@ def test_results_structure(bench_run):
     assert pure["reference_for_targets"] == "keras_all_cores"
     for name in ("keras_all_cores", "tflite_1_thread", "tflite_all_threads"):
         assert pure[name]["images_per_s"] > 0 and pure[name]["image_size"] == 96
+    for name in ("litert", "tf_lite"):
+        assert results["worker_build"][name]["seconds"] > 0
+    assert not results["worker_build"]["litert"]["tensorflow_imported"]
+    assert results["worker_build"]["tf_lite"]["tensorflow_imported"]
     assert results["pca"]["rows"] == 80 and results["pca"]["same_k"]
     assert results["pca"]["max_abs_diff_explained_variance_ratio_top50"] < 1e-6
     assert "size_study" not in results  # --skip-study
