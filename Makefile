@@ -28,6 +28,10 @@ test: setup lint
 	$(BIN)/python -m pytest; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no test" >&2; exit 1; fi; exit $$status
 
+# The performance benchmark of issue 5 (~15 min on 2 cores): bench/results.json and bench/benchmark.png.
+bench: setup
+	$(BIN)/python -m fruits_lib.bench
+
 clean:
 	rm -rf output reports bench/work .pytest_cache
 

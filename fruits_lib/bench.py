@@ -558,13 +558,12 @@ ABLATIONS = {
     "listing": "list and count the input with a Spark job (cache + groupBy), as before",
     "arrow_batch": "Arrow maxRecordsPerBatch at Spark's default (10,000): a partition in one batch",
     "jit": "the driver JVM with its default JIT (C1 + C2) instead of C1 only",
-    "pca_solver": "PCA fitted by Spark ML's PCA.fit (covariance + SVD in the JVM)",
 }
 
 
 def _apply_ablation(name: str) -> None:
     """Switch one lever back off in this process, before the pipeline runs (driver-side levers)."""
-    from fruits_lib import load, reduce, session
+    from fruits_lib import load, session
 
     if name.startswith("conf:"):  # experiments: conf:KEY=VALUE overrides a local Spark default
         key, _, value = name[5:].partition("=")
@@ -581,9 +580,6 @@ def _apply_ablation(name: str) -> None:
         session.LOCAL_DEFAULTS["spark.sql.execution.arrow.maxRecordsPerBatch"] = "10000"
     elif name == "jit":
         session.LOCAL_DEFAULTS.pop("spark.driver.extraJavaOptions", None)
-    elif name == "pca_solver":
-        fit = reduce.fit_pca
-        reduce.fit_pca = lambda *args, **kwargs: fit(*args, **dict(kwargs, solver="spark"))
     else:
         raise SystemExit(f"unknown ablation {name!r}: one of {', '.join(ABLATIONS)}")
 
@@ -988,7 +984,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", default="offline", help="weights of both the pipeline and the loop")
     parser.add_argument("--engine", default="tflite", choices=("tflite", "keras"), help="pipeline engine")
     parser.add_argument("--batch-size", type=int, default=32, help="inference batch of every method")
-    parser.add_argument("--repeats", type=int, default=1, help="headline repeats (median kept)")
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="headline repeats, plain loop and pipeline interleaved (lower median kept)")
     parser.add_argument("--headline-n", type=int, default=0,
                         help="images of the headline comparison (default: the input folder as it is)")
     parser.add_argument("--pure-seconds", type=float, default=6.0, help="duration of each pure-inference run")

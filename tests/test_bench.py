@@ -24,7 +24,7 @@ def bench_run(tmp_path_factory):
     result = subprocess.run(
         [sys.executable, "-m", "fruits_lib.bench", "--input", str(SAMPLE), "--sizes", "40,80",
          "--headline-n", "80", "--image-size", "96", "--skip-study", "--skip-cold", "--skip-parallel",
-         "--skip-ablations", "--skip-plain-scaling",
+         "--skip-ablations", "--skip-plain-scaling", "--repeats", "1",
          "--pure-seconds", "0.5", "--pca-solvers", "eigh", "--out", str(out)],
         capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
