@@ -15,6 +15,11 @@ d x d covariance on the driver (~0.4 s). It also yields the mean, so the centrin
 pass of its own. The fitted stages are the regular, saveable Spark ML ``StandardScalerModel`` and
 ``PCAModel`` that ``StandardScaler.fit`` and ``PCA.fit`` would give (same mean, std, components up
 to sign, explained variance). ``solver="spark"`` is the plain ``StandardScaler.fit`` + ``PCA.fit``.
+
+Beware ``solver="spark"`` on this stack (Spark 3.5.9, ``F2jLAPACK``): on the 160 x 1280 features
+of ``data_sample/`` its explained variance is wrong (first ratio 0.045 instead of 0.201, so k = 68
+instead of 39) although the covariance Spark sums is right to 1e-14; the d x d decomposition is
+what fails. On the 1,962 real photos it was right. See ``docs/critique.md``.
 """
 
 from __future__ import annotations

@@ -36,8 +36,9 @@ def sample_features(spark, offline_weights):
 
 
 def test_spark_pca_matches_scikit_learn(sample_features):
-    # solver="spark" (plain PCA.fit) is left out: on local-cluster it intermittently returned a
-    # different spectrum (seen about one fit in three, cause not found); see the closing note.
+    # solver="spark" (plain PCA.fit) is left out: on these features Spark 3.5.9's d x d
+    # decomposition (F2jLAPACK) returns a wrong spectrum although its covariance is right
+    # (fruits_lib/reduce.py, docs/critique.md).
     matrix, frame = sample_features
     result = fit_pca(frame, k=None, variance=0.95)
     reference = SkPCA().fit(matrix)
