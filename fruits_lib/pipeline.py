@@ -113,7 +113,7 @@ def run(input_path: str, output_path: str, *, weights: str = "imagenet", pca_var
     with timer("weights"):
         resolved = featurizer.resolved_weights()  # before Spark: a bad source fails in seconds
     log(f"[1/5] weights {resolved.source} (sha256 {resolved.sha256[:12]}..., "
-        f"{resolved.nbytes / 1e6:.1f} MB, broadcast once to the executors)")
+        f"{resolved.nbytes / 1e6:.1f} MB; the {engine} model is broadcast once to the executors)")
     with timer("spark"):
         spark = spark or get_spark(master)
     fs = FileSystem(spark)
