@@ -1,10 +1,12 @@
 """MobileNetV2 featurizer as a Spark ML Transformer: image bytes -> 1280 floats per image.
 
-The driver resolves the weights once and shares them with ``SparkContext.broadcast``.
-Each Python worker rebuilds the network from the broadcast value the first time it
-needs it and keeps it for every later batch and task (Spark reuses Python workers),
-as ``pyspark.ml.functions.predict_batch_udf`` does. Images that cannot be decoded get
-a null feature vector and a readable reason in ``errorCol``: nothing is dropped silently.
+The driver resolves the weights once, builds the network and (default ``tflite`` engine)
+converts it to a TFLite flatbuffer, cached per machine; it shares that model with
+``SparkContext.broadcast``. Each Python worker loads the broadcast model the first time it
+needs it (LiteRT: no TensorFlow import) and keeps it for every later batch and task (Spark
+reuses Python workers), as ``pyspark.ml.functions.predict_batch_udf`` does; with ``keras`` the
+weights are broadcast and each worker rebuilds the network once. Images that cannot be decoded
+get a null feature vector and a readable reason in ``errorCol``: nothing is dropped silently.
 """
 
 from __future__ import annotations
