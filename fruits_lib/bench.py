@@ -955,7 +955,7 @@ def plot(results: dict, path: Path) -> None:
     left.set_ylabel("images / s")
     left.set_title(f"Throughput at {results['config']['image_size']} px on {results['config']['master']}")
     left.set_ylim(bottom=0)
-    left.legend(fontsize=8, loc="lower right")
+    left.legend(fontsize=8, loc="upper left")
     bottom = np.zeros(len(scaling))
     for stage in ("process", *STAGES):
         values = np.array([r["process_overhead_s"] if stage == "process" else r["seconds"].get(stage, 0.0)
