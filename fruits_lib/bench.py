@@ -432,8 +432,7 @@ def pure_inference(args) -> None:
     batch, then run on repeated batches for ``--pure-seconds``.
     """
     _quiet_tensorflow()
-    from fruits_lib import featurize
-    from fruits_lib.featurize import preprocess, tflite_model, tflite_predict
+    from fruits_lib.featurize import TFLITE_INVOKE_BATCH, preprocess, tflite_model, tflite_predict
     from fruits_lib.weights import build_model, resolve_weights
 
     weights = resolve_weights(args.weights)
@@ -444,16 +443,15 @@ def pure_inference(args) -> None:
     if not batches:
         raise SystemExit(f"need at least {args.batch_size} images under {args.input}")
     report = {}
-    default_invoke = featurize.TFLITE_INVOKE_BATCH
     for config in args.pure_inference.split(","):
         engine, threads, *invoke = config.split(":")
-        featurize.TFLITE_INVOKE_BATCH = int(invoke[0]) if invoke else default_invoke
+        invoke_batch = int(invoke[0]) if invoke else TFLITE_INVOKE_BATCH
         mark = time.perf_counter()
         if engine == "keras":
             predict = build_model(weights.arrays, args.image_size).predict_on_batch
         else:
-            predict = tflite_predict(tflite_model(weights, args.image_size),
-                                     int(threads) or os.cpu_count())
+            predict = tflite_predict(tflite_model(weights, args.image_size), int(threads) or os.cpu_count(),
+                                     invoke_batch)
         build_s = time.perf_counter() - mark
         predict(batches[0])  # warm-up: graph tracing, tensor allocation
         at_barrier = False
@@ -469,7 +467,7 @@ def pure_inference(args) -> None:
             if elapsed >= args.pure_seconds:
                 break
         report[config] = {"engine": engine, "threads": int(threads) or os.cpu_count(),
-                          "tflite_invoke_batch": featurize.TFLITE_INVOKE_BATCH if engine == "tflite" else None,
+                          "tflite_invoke_batch": invoke_batch if engine == "tflite" else None,
                           "image_size": args.image_size, "batch_size": args.batch_size, "images": images,
                           "seconds": round(elapsed, 3), "images_per_s": round(images / elapsed, 2),
                           "build_s": round(build_s, 3), "started_at_barrier": at_barrier}
@@ -571,9 +569,9 @@ def _apply_ablation(name: str) -> None:
     elif name == "listing":
         def count_with_job(spark, path):
             files = load.list_files(spark, path).cache()
-            counts = {row["is_image"]: row["count"] for row in files.groupBy("is_image").count().collect()}
+            counts = load.count_listed(files)
             files.unpersist()
-            return counts.get(True, 0), counts.get(False, 0)
+            return counts
 
         load.count_files = count_with_job
     elif name == "arrow_batch":

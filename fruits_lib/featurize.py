@@ -235,10 +235,10 @@ def _interpreter_class():
     return Interpreter
 
 
-def tflite_predict(model_content: bytes, threads: int):
+def tflite_predict(model_content: bytes, threads: int, invoke_batch: int = TFLITE_INVOKE_BATCH):
     """A predict function: float32 batch ``(n, size, size, 3)`` -> ``(n, 1280)`` features.
 
-    Images are invoked one at a time (``TFLITE_INVOKE_BATCH``): activations stay in the CPU
+    Images are invoked ``invoke_batch`` at a time (default one): activations stay in the CPU
     caches and tensors are allocated once; the decode batch still sets how many travel together.
     """
     with warnings.catch_warnings():
@@ -246,7 +246,7 @@ def tflite_predict(model_content: bytes, threads: int):
         interpreter = _interpreter_class()(model_content=model_content, num_threads=threads)
     source = interpreter.get_input_details()[0]
     target = interpreter.get_output_details()[0]["index"]
-    step = TFLITE_INVOKE_BATCH
+    step = invoke_batch
     interpreter.resize_tensor_input(source["index"], [step, *source["shape"][1:]])
     interpreter.allocate_tensors()
 
@@ -405,15 +405,6 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReada
             self._weights_cache = weights
         return self._weights_cache
 
-    def _engine(self) -> str:
-        engine = self.getOrDefault(self.engine)
-        if engine not in ("tflite", "keras"):
-            raise ValueError(f"engine must be tflite or keras, not {engine!r}")
-        return engine
-
-    def _threads(self, spark: SparkSession) -> int:
-        return self.getOrDefault(self.tfThreads) or int(spark.sparkContext.getConf().get("spark.task.cpus", "1"))
-
     def _transform(self, dataset: DataFrame) -> DataFrame:
         handle = self.getOrDefault(self.handleInvalid)
         if handle not in ("keep", "skip", "error"):
@@ -421,11 +412,13 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReada
         image_size = self.getOrDefault(self.imageSize)
         if not 32 <= image_size <= 1024:
             raise ValueError(f"imageSize must be between 32 and 1024 pixels, not {image_size}")
-        engine = self._engine()
+        engine = self.getOrDefault(self.engine)
+        if engine not in ("tflite", "keras"):
+            raise ValueError(f"engine must be tflite or keras, not {engine!r}")
         spark = dataset.sparkSession
+        threads = self.getOrDefault(self.tfThreads) or int(spark.conf.get("spark.task.cpus", "1"))
         broadcast = broadcast_model(spark, self.resolved_weights(), engine, image_size)
-        udf = _make_udf(broadcast, image_size, self.getOrDefault(self.batchSize), self._threads(spark), engine,
-                        handle == "error")
+        udf = _make_udf(broadcast, image_size, self.getOrDefault(self.batchSize), threads, engine, handle == "error")
         result = "__fruits_featurized"
         out_col, err_col = self.getOutputCol(), self.getOrDefault(self.errorCol)
         # asNondeterministic: Spark must not inline (and so re-run) the UDF into both fields below.

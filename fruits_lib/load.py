@@ -82,6 +82,12 @@ def list_files(spark: SparkSession, path: str) -> DataFrame:
     return files.withColumn("is_image", F.col("path").rlike(IMAGE_REGEX))
 
 
+def count_listed(files: DataFrame) -> tuple:
+    """``(images, other files)`` in a :func:`list_files` frame, in one Spark job."""
+    counts = {row["is_image"]: row["count"] for row in files.groupBy("is_image").count().collect()}
+    return counts.get(True, 0), counts.get(False, 0)
+
+
 def image_uris(spark: SparkSession, path: str) -> list:
     """Every image file under ``path`` as listed by Spark's file index (zero-byte ones included)."""
     return list(_binary_files(spark, path, IMAGE_GLOB).inputFiles())

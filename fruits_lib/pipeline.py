@@ -13,9 +13,11 @@ import os
 import platform
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
+from pyspark import inheritable_thread_target
 from pyspark.ml import PipelineModel
 from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.sql import DataFrame
@@ -148,8 +150,7 @@ def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: 
         log(f"[2/5] listing files under {source}")
         if incremental:
             files = load.list_files(spark, source).cache()
-            counts = {row["is_image"]: row["count"] for row in files.groupBy("is_image").count().collect()}
-            found, others = counts.get(True, 0), counts.get(False, 0)
+            found, others = load.count_listed(files)
         else:  # counted from the file listing alone: no Spark job before featurizing
             found, others = load.count_files(spark, source)
         if not found:
@@ -290,12 +291,17 @@ def _reduce(spark, out: RunOutput, featurizer: ImageFeaturizer, images_ok: int, 
         return {"k": None}, [], []
     log(f"[4/5] PCA on {rows} images (" + (f"k = {pca_k})" if pca_k else f"smallest k reaching {pca_variance:.0%})"))
     result = reduce.fit_pca(vectors, "features", "pca", k=pca_k, variance=pca_variance)
-    with _in_background(PipelineModel([featurizer] + result.model.stages).save, out.stage("model")):
+    # Saving a Spark ML model is a series of small jobs: run them beside the projection's job so
+    # both cores stay busy (Spark schedules jobs from several threads side by side).
+    with ThreadPoolExecutor(max_workers=1) as background:
+        saved = background.submit(inheritable_thread_target(PipelineModel([featurizer] + result.model.stages).save),
+                                  out.stage("model"))
         _project(result.model, vectors, out.stage(f"pca/run={out.run_id}"))  # replaces pca/ whole
         figure = plot.explained_variance(result.explained_variance_ratio, result.k,
                                          None if pca_k else pca_variance)
         out.fs.write_bytes(out.stage("explained_variance.png"), plot.to_png(figure))
         plot.plt.close(figure)
+        saved.result()  # re-raises the save's error, if any
     vectors.unpersist()
     log(f"      k = {result.k} components explain {result.cumulative[result.k - 1]:.1%} of the variance")
     fields = {
@@ -305,33 +311,6 @@ def _reduce(spark, out: RunOutput, featurizer: ImageFeaturizer, images_ok: int, 
         "cumulative": [round(float(v), 8) for v in result.cumulative[:result.k]],
     }
     return fields, ["pca", "model", "explained_variance.png"], []
-
-
-@contextmanager
-def _in_background(function, *args):
-    """Run ``function(*args)`` in a thread while the ``with`` body runs; re-raise its error at exit.
-
-    Saving a Spark ML model is a series of small jobs; overlapping them with another job keeps
-    both cores busy (Spark schedules jobs from several threads side by side).
-    """
-    from pyspark import InheritableThread
-
-    failure = []
-
-    def target():
-        try:
-            function(*args)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
-            failure.append(exc)
-
-    thread = InheritableThread(target=target, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        thread.join()
-    if failure:
-        raise failure[0]
 
 
 def _project(model: PipelineModel, vectors: DataFrame, target: str) -> None:

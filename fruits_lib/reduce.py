@@ -81,27 +81,28 @@ def fit_pca(features: DataFrame, input_col: str = "features", output_col: str = 
     centred = f"{input_col}__centred"
     if solver == "spark":
         scaler = StandardScaler(inputCol=input_col, outputCol=centred, withMean=True, withStd=False).fit(features)
-        dimension = len(scaler.mean)
-        rows = features.count()
+        dimension, rows = len(scaler.mean), features.count()
+        _check_rows(rows)
+        full = PCA(k=dimension, inputCol=centred, outputCol=output_col).fit(scaler.transform(features))
+        ratios = full.explainedVariance.toArray()
+        cut = lambda k: truncate(full, k)  # noqa: E731
     else:
         rows, mean, covariance = _mean_covariance(features, input_col)
         dimension = len(mean)
-    if rows < 2:
-        raise ValueError(f"PCA needs at least 2 featurized images, got {rows}")
-    if solver == "spark":
-        full = PCA(k=dimension, inputCol=centred, outputCol=output_col).fit(scaler.transform(features))
-        ratios = full.explainedVariance.toArray()
-    else:
+        _check_rows(rows)
         values, vectors = _eigh(covariance)
         ratios = values / values.sum() if values.sum() > 0 else np.full(dimension, 1.0 / dimension)
+        scaler = _scaler_model(mean, np.sqrt(np.clip(np.diag(covariance), 0.0, None)), input_col, centred)
+        cut = lambda k: _pca_model(vectors[:, :k], ratios[:k], centred, output_col)  # noqa: E731
     chosen = choose_k(ratios, variance) if k is None else int(k)
     if not 1 <= chosen <= min(dimension, rows):
         raise ValueError(f"--pca-k must be between 1 and {min(dimension, rows)} here, not {chosen}")
-    if solver == "spark":
-        return PCAResult(PipelineModel([scaler, truncate(full, chosen)]), chosen, ratios)
-    scaler = _scaler_model(mean, np.sqrt(np.clip(np.diag(covariance), 0.0, None)), input_col, centred)
-    model = _pca_model(vectors[:, :chosen], ratios[:chosen], centred, output_col)
-    return PCAResult(PipelineModel([scaler, model]), chosen, ratios)
+    return PCAResult(PipelineModel([scaler, cut(chosen)]), chosen, ratios)
+
+
+def _check_rows(rows: int) -> None:
+    if rows < 2:
+        raise ValueError(f"PCA needs at least 2 featurized images, got {rows}")
 
 
 def _merge(a: tuple, b: tuple) -> tuple:
