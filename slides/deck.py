@@ -10,7 +10,7 @@ from PIL import Image
 from pptx import Presentation
 from pptx.dml.color import RGBColor
 from pptx.enum.shapes import MSO_SHAPE
-from pptx.enum.text import MSO_ANCHOR, PP_ALIGN
+from pptx.enum.text import MSO_ANCHOR, MSO_AUTO_SIZE, PP_ALIGN
 from pptx.util import Emu, Inches, Pt
 
 from slides import facts, figures
@@ -18,7 +18,7 @@ from slides.sources import Missing, Sources, feature_dimension, field, read_pca,
 
 WIDTH, HEIGHT = Inches(13.333), Inches(7.5)  # 16:9
 MARGIN = Inches(0.5)
-BODY_TOP = Inches(1.35)
+BODY_TOP = 1.35  # inches, where a slide's body starts below the title
 DARK = RGBColor(0x1F, 0x2A, 0x37)
 ACCENT = RGBColor(0xD6, 0x60, 0x4D)
 GREY = RGBColor(0x6B, 0x72, 0x80)
@@ -72,6 +72,8 @@ def text(slide, box: Box, lines, size: int = 18, color=DARK, bold: bool = False)
     shape = slide.shapes.add_textbox(*box.emu())
     frame = shape.text_frame
     frame.word_wrap = True
+    frame.auto_size = MSO_AUTO_SIZE.NONE  # the box stays where the layout put it
+    frame.vertical_anchor = MSO_ANCHOR.TOP
     for index, line in enumerate(lines):
         level = 0
         if isinstance(line, tuple):
@@ -240,7 +242,8 @@ def dataset_slide(deck, src: Sources, work: Path):
              ["image files read", fmt(field(s, "images_in", "summary.json"), ",")]]
     text(slide, Box(0.5, BODY_TOP, 5.6, 1.6), [
         "Fruits-360 by Horea Mureșan and Mihai Oltean, licence CC BY-SA 4.0 (Kaggle: moltean/fruits).",
-        f"One fruit per photo on a white background ({fmt(size)} px); the label is the parent folder.",
+        "One fruit per photo on a white background; the label is the parent folder.",
+        f"This run: {fmt(field(s, 'input', 'summary.json'))} (photos of {fmt(size)} px).",
     ], size=15)
     font = 14 if len(rows) <= 9 else 11
     table(slide, Box(0.5, 3.1, 5.6, 3.6), rows, widths=[3.6, 2.0], size=font)
@@ -253,7 +256,14 @@ def dataset_slide(deck, src: Sources, work: Path):
 def architecture_slide(deck, src: Sources):
     slide = new_slide(deck, "Architecture: S3 and EMR in one EU region")
     picture(slide, src.architecture if src.architecture.is_file() else Missing(str(src.architecture)),
-            Box(0.4, BODY_TOP, 12.5, 5.6))
+            Box(0.3, BODY_TOP, 8.6, 5.6))
+    bullets(slide, Box(9.1, BODY_TOP + 0.2, 3.9, 5.4), [
+        "Your laptop: the launcher (boto3) and a browser; no public port, JupyterHub through SSM.",
+        "S3: photos in, results out; encrypted, private, in the same EU region.",
+        "EMR: the driver on the primary node builds the model and broadcasts it (orange) to the executors "
+        "of the core nodes.",
+        "IAM roles: the service role for EMR, an instance profile for the nodes.",
+    ], size=15)
     footer(slide, "docs/architecture.png, drawn by slides/architecture.py from emr/cluster.json and emr/prices.json")
     return slide
 
@@ -380,18 +390,18 @@ def scatter_slide(deck, src: Sources, work: Path):
 def benchmark_slide(deck, src: Sources):
     b = src.bench
     slide = new_slide(deck, "Performance: the benchmark's targets")
-    picture(slide, src.bench_plot, Box(0.4, BODY_TOP, 7.0, 5.5))
+    picture(slide, src.bench_plot, Box(0.4, BODY_TOP, 12.5, 3.4))
     ratios = field(b, "ratios", "bench/results.json")
     if isinstance(ratios, Missing):
-        missing_notice(slide, Box(7.6, BODY_TOP, 5.3, 1.2), ratios)
+        missing_notice(slide, Box(0.5, 4.9, 8.2, 1.2), ratios)
     else:
         rows = [["target", "measured", "goal", ""]]
         for name, ratio in ratios.items():
             rows.append([name.replace("_", " "), f"{ratio['value']:g}", ratio["target"],
                          "PASS" if ratio["pass"] else "FAIL"])
-        table(slide, Box(7.6, BODY_TOP, 5.3, 3.5), rows, widths=[2.9, 0.95, 0.85, 0.6], size=11)
+        table(slide, Box(0.5, 4.9, 8.2, 2.0), rows, widths=[5.0, 1.2, 1.2, 0.8], size=12)
     machine = field(b, "machine", "bench/results.json")
-    text(slide, Box(7.6, 5.3, 5.3, 1.5), [
+    text(slide, Box(9.0, 4.9, 3.9, 2.0), [
         f"{fmt(field(b, 'config.input_images', 'bench/results.json'), ',')} real photos, "
         f"{fmt(field(b, 'config.master', 'bench/results.json'))}, "
         f"{fmt(field(machine, 'logical_cpus', 'bench/results.json machine'))} vCPU "
@@ -489,12 +499,12 @@ def demo_slide(deck, src: Sources):
     cost = facts.hourly_cost(src.cluster, src.prices)
     idle = field(src.cluster, "AutoTerminationPolicy.IdleTimeout", "emr/cluster.json")
     steps = [
-        "python -m fruits_emr plan --bucket $BUCKET      # request + cost per hour, no AWS call",
-        "python -m fruits_emr up --bucket $BUCKET --data data_sample/      # bucket, uploads, cluster WAITING",
-        "JupyterHub through an SSM tunnel -> notebooks/02_emr.ipynb, PySpark kernel, Run all",
-        "python -m fruits_emr submit / status      # or: the same chain as an EMR step",
-        "aws s3 ls s3://$BUCKET/fruits/output/      # features, pca, errors, model, plot, summary.json",
-        "python -m fruits_emr down --cluster-id j-...      # TERMINATED: it no longer costs anything",
+        "python -m fruits_emr plan --bucket $BUCKET   # request + cost per hour, no AWS call",
+        "python -m fruits_emr up --bucket $BUCKET --data data_sample/   # bucket, uploads, cluster",
+        "SSM tunnel -> JupyterHub -> notebooks/02_emr.ipynb, PySpark kernel, Run all",
+        "python -m fruits_emr submit / status   # or: the same chain as an EMR step",
+        "aws s3 ls s3://$BUCKET/fruits/output/   # features, pca, errors, model, summary",
+        "python -m fruits_emr down --cluster-id j-...   # TERMINATED: no more cost",
     ]
     for index, step in enumerate(steps):
         top = BODY_TOP + 0.1 + index * 0.78
@@ -505,7 +515,7 @@ def demo_slide(deck, src: Sources):
         badge.text_frame.text = str(index + 1)
         badge.text_frame.paragraphs[0].runs[0].font.size = Pt(16)
         badge.text_frame.paragraphs[0].alignment = PP_ALIGN.CENTER
-        box = text(slide, Box(1.2, top, 11.7, 0.6), [step], size=16)
+        box = text(slide, Box(1.2, top + 0.04, 11.7, 0.6), [step], size=15)
         box.text_frame.paragraphs[0].runs[0].font.name = "Courier New"
     per_hour = cost if isinstance(cost, Missing) else f"${cost['total']:.3f}"
     text(slide, Box(0.5, 6.15, 12.3, 0.8), [
@@ -529,7 +539,7 @@ def critique_slide(deck, src: Sources):
         f"Model built once per worker (max {fmt(field(b, 'all_workers.max_builds_per_worker', 'bench'))}), "
         f"{fmt(field(b, 'all_workers.max_peak_rss_per_worker_gib', 'bench'), '.2f')} GiB per worker.",
         "Guards: EU regions only, idle auto-termination always set, private encrypted bucket.",
-    ], size=15)
+    ], size=17)
     text(slide, Box(6.8, BODY_TOP, 6.0, 0.5), ["Limits"], size=20, bold=True, color=ACCENT)
     bullets(slide, Box(6.8, BODY_TOP + 0.55, 6.0, 5.0), [
         f"Fixed costs dominate small runs: below about {fmt(crossover, ',.0f')} images a plain script is faster.",
@@ -540,7 +550,7 @@ def critique_slide(deck, src: Sources):
         "The covariance lives on the driver (d x d): fine for MobileNetV2, not for much larger d.",
         "S3 publishing is copies, not an atomic rename; prices are approximate; "
         f"measured on one {fmt(field(b, 'machine.logical_cpus', 'bench'))}-vCPU machine.",
-    ], size=15)
+    ], size=17)
     footer(slide, "bench/results.json (scaling fits, pure_inference, all_workers); docs/critique.md")
     return slide
 

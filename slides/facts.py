@@ -6,6 +6,7 @@ from slides.sources import Missing, field
 
 PROJECTION_IMAGES = (1_000_000, 10_000_000)  # the volumes the issue asks about
 PROJECTION_EXTRA_CORE_NODES = 10  # a larger cluster beside the one in emr/cluster.json
+ROLE_NAMES = {"MASTER": "primary", "CORE": "core", "TASK": "task"}  # EMR's current names for the groups
 
 
 def instance_groups(cluster) -> list:
@@ -13,8 +14,8 @@ def instance_groups(cluster) -> list:
     groups = field(cluster, "Instances.InstanceGroups", "emr/cluster.json")
     if isinstance(groups, Missing):
         return groups
-    return [(g["InstanceRole"].lower(), int(g["InstanceCount"]), g["InstanceType"], g.get("Market", "ON_DEMAND"))
-            for g in groups]
+    return [(ROLE_NAMES.get(g["InstanceRole"], g["InstanceRole"].lower()), int(g["InstanceCount"]),
+             g["InstanceType"], g.get("Market", "ON_DEMAND")) for g in groups]
 
 
 def hourly_cost(cluster, prices, core_nodes: int | None = None):
@@ -36,7 +37,7 @@ def hourly_cost(cluster, prices, core_nodes: int | None = None):
             continue
         price = prices.get("instances", {}).get(itype)
         if price is None:
-            return Missing(f"emr/prices.json instances.{itype}")
+            return Missing(f"emr/prices.json instances[{itype}]")
         unit = float(price["ec2"]) + float(price["emr"])
         lines.append((role, count, itype, unit, count * unit))
         total += count * unit
@@ -51,8 +52,10 @@ def core_vcpus(cluster, prices, core_nodes: int | None = None):
     for role, count, itype, _market in groups:
         if role == "core":
             nodes = count if core_nodes is None else core_nodes
-            vcpu = field(prices, f"instances.{itype}.vcpu", "emr/prices.json")
-            return vcpu if isinstance(vcpu, Missing) else (nodes, itype, nodes * int(vcpu))
+            vcpu = prices.get("instances", {}).get(itype, {}).get("vcpu")  # itype has dots: no field()
+            if vcpu is None:
+                return Missing(f"emr/prices.json instances[{itype}].vcpu")
+            return nodes, itype, nodes * int(vcpu)
     return Missing("emr/cluster.json core instance group")
 
 

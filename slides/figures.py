@@ -26,10 +26,8 @@ def pca_scatter(pca, summary, path: Path, dpi: int = 110):
     return _save(plot.scatter_2d(pca[["pc1", "pc2"]], pca["label"], title=title), path, dpi)
 
 
-def sample_grid(pictures, path: Path, dpi: int = 90):
+def sample_grid(pictures, path: Path, columns: int = 4, dpi: int = 90):
     """A grid of sample photos titled with their labels; ``Missing`` passes through."""
     if isinstance(pictures, Missing):
         return pictures
-    labels = len({label for label, _ in pictures})
-    columns = max(1, len(pictures) // max(labels, 1))
     return _save(plot.image_grid(pictures, columns=columns), path, dpi)

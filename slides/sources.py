@@ -102,8 +102,9 @@ def read_pca(pca_dir, components: int = 2):
     return frame.drop(columns="pca").sort_values("path", ignore_index=True)
 
 
-def sample_pictures(input_path, per_label: int = 3, max_labels: int = 8) -> object:
-    """``(label, bytes)`` of the first images (by name) of each label folder of a local input, for a grid."""
+def sample_pictures(input_path, total: int = 16, max_labels: int = 8) -> object:
+    """``(label, bytes)`` of about ``total`` images (first by name), as many from each label folder of a
+    local input, for a grid."""
     if isinstance(input_path, Missing):
         return input_path
     text = str(input_path)
@@ -112,7 +113,9 @@ def sample_pictures(input_path, per_label: int = 3, max_labels: int = 8) -> obje
     if "://" in local or not root.is_dir():
         return Missing(f"{input_path} (the run's input, not readable here)")
     pictures = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir())[:max_labels]:
+    folders = sorted(p for p in root.iterdir() if p.is_dir())[:max_labels]
+    per_label = max(1, total // max(len(folders), 1))
+    for folder in folders:
         names = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[:per_label]
         pictures += [(folder.name, p.read_bytes()) for p in names]
     return pictures or Missing(f"{input_path} (no image in its label folders)")
