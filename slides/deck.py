@@ -462,7 +462,8 @@ def emr_slide(deck, src: Sources):
                  field(c, "Configurations", "emr/cluster.json") or [] if conf.get("Classification") == "livy-conf"),
                 None) if not isinstance(c, Missing) else c
     nodes = groups if isinstance(groups, Missing) else ", ".join(
-        f"{role} {count} x {itype}" + (" (Spot)" if market == "SPOT" else "") for role, count, itype, market in groups)
+        (f"{role} {count} x {itype}" if count else f"{role}: none by default")
+        + (" (Spot)" if market == "SPOT" else "") for role, count, itype, market in groups)
     bullets(slide, Box(0.5, BODY_TOP, 7.3, 5.6), [
         f"Region {fmt(field(p, 'region', 'emr/prices.json'))} only (GDPR): other regions refused before any AWS call",
         f"{fmt(field(c, 'ReleaseLabel', 'emr/cluster.json'))}: "
