@@ -34,7 +34,7 @@ def fmt(value, spec: str = "") -> str:
 
 
 def first_missing(*values):
-    """The first ``Missing`` among ``values`` (to show one notice for a slide), else None."""
+    """The first ``Missing`` among ``values``, else None (compare with ``is None``: a ``Missing`` is falsy)."""
     return next((v for v in values if isinstance(v, Missing)), None)
 
 
@@ -304,7 +304,8 @@ def chain_slide(deck, src: Sources):
     text(slide, Box(0.5, 5.3, 12.3, 1.5), [
         f"Featurize stage: {fmt(field(s, 'images_per_second', 'summary.json'))} images/s on "
         f"{fmt(field(cluster, 'default_parallelism', 'summary.json cluster'))} cores "
-        f"(master {fmt(field(cluster, 'master', 'summary.json cluster'))}).",
+        f"(master {fmt(field(cluster, 'master', 'summary.json cluster'))}): this run's own timings, "
+        "taken on whatever load the machine had; the benchmark slides give the controlled figures.",
         "Every file ends in features/ or in errors/ with its reason; results are staged, then published.",
     ], size=16)
     footer(slide, "summary.json (seconds, images_per_second, k, cluster); features/ parquet (vector length)")
@@ -367,7 +368,7 @@ def pca_slide(deck, src: Sources):
         f"fitted on {fmt(field(s, 'pca_fitted_on', 'summary.json'), ',')} images",
         f"first component: {fmt(field(ratios, '0', 'summary.json explained_variance_ratio'), '.1%')} of the variance",
     ]
-    if not first_missing(dimension, k):
+    if first_missing(dimension, k) is None:
         lines.append(f"{dimension} -> {k} floats per image: {dimension / k:.0f}x smaller")
     bullets(slide, Box(8.8, BODY_TOP + 0.3, 4.1, 5.2), lines, size=16)
     footer(slide, "summary.json (k, cumulative, explained_variance_ratio); the run's explained_variance.png")
@@ -420,7 +421,7 @@ def scaling_slide(deck, src: Sources):
     scaling = field(b, "runs.scaling", "bench/results.json")
     plain_runs = field(b, "runs.scaling_plain_loop", "bench/results.json")
     missing = first_missing(pipeline, plain, scaling, plain_runs)
-    if missing:
+    if missing is not None:
         missing_notice(slide, Box(0.5, BODY_TOP, 12.3, 1.2), missing)
     else:
         rows = [["images", "pipeline wall (s)", "plain Keras loop wall (s)", "pipeline / plain"]]
