@@ -50,7 +50,7 @@ def draw(cluster, prices, out: Path, dpi: int = 90) -> Path:
     graph = {"fontsize": "20", "fontname": "Helvetica", "pad": "0.3", "nodesep": "0.45", "ranksep": "0.9",
              "dpi": str(dpi), "splines": "spline"}
     with Diagram("", filename=str(out.with_suffix("")), outformat="png", show=False, direction="LR",
-                 graph_attr=graph, node_attr={"fontsize": "13"}, edge_attr={"fontsize": "12"}):
+                 graph_attr=graph, node_attr={"fontsize": "14"}):
         with Cluster("your laptop", graph_attr={"bgcolor": "#f3f4f6", "fontsize": "16"}):
             user = User("launcher:\npython -m\nfruits_emr")
             browser = Client("browser:\nJupyterHub")
@@ -59,20 +59,20 @@ def draw(cluster, prices, out: Path, dpi: int = 90) -> Path:
             ssm = SystemsManager("SSM tunnel\n(no public port)")
             bucket = SimpleStorageServiceS3Bucket("S3 bucket\n(encrypted, private)\n"
                                                   "data/: photos\ncode/: wheel\noutput/: results")
-            with Cluster("IAM"):
+            with Cluster("IAM", graph_attr={"fontsize": "16"}):
                 service_role = IAMRole(f"{value(cluster, 'ServiceRole', 'emr/cluster.json')}\n(EMR service)")
                 instance_role = IAMRole(f"{value(cluster, 'JobFlowRole', 'emr/cluster.json')}\n"
                                         "(nodes; S3: project\nbucket only)")
             with Cluster(f"EMR {release}, auto-terminates after {idle_text} idle",
                          graph_attr={"bgcolor": "#fff7ed", "fontsize": "16"}):
-                with Cluster(f"primary node ({primary.get('InstanceType', '?')})"):
+                with Cluster(f"primary node ({primary.get('InstanceType', '?')})", graph_attr={"fontsize": "15"}):
                     hub = EMR("JupyterHub + Livy")
                     driver = Spark("Spark driver:\nbuilds the model once,\nbroadcasts it")
                 executors = []
                 for index in range(core_count):
-                    with Cluster(f"core node {index + 1} ({core.get('InstanceType', '?')})"):
+                    with Cluster(f"core node {index + 1} ({core.get('InstanceType', '?')})", graph_attr={"fontsize": "15"}):
                         executor = Spark("executor")
-                        workers = Python("Python workers:\nload the model once")
+                        workers = Python("Python workers:\nload model once")
                         executor >> Edge(color=ORANGE, label="once per worker") >> workers
                         executors.append(executor)
         user >> Edge(color=GREY, label="boto3: up, submit,\nstatus, down") >> service_role
