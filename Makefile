@@ -4,8 +4,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 OUTPUT ?= output/sample
+RUN    ?= $(OUTPUT)
 
-.PHONY: setup run test lint report bench clean
+.PHONY: setup run test lint report bench clean slides
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +22,7 @@ run: setup
 	$(BIN)/python -m fruits_lib run --input data_sample --output $(OUTPUT) --weights offline --overwrite
 
 lint:
-	$(BIN)/ruff check fruits_lib tests emr
+	$(BIN)/ruff check fruits_lib tests emr slides
 
 # pytest's exit 5 (no test collected) is turned into an explicit failure: no test is no proof.
 test: setup lint
@@ -38,3 +39,10 @@ clean:
 # Executes both notebooks (02_emr in local emulation) and renders them to HTML in reports/ (ignored by git).
 report: setup
 	$(BIN)/python -m fruits_lib.report
+
+# The presentation (issue 12), from a finished run (default: make run's output): docs/architecture.png
+# (needs Graphviz's dot) and docs/presentation.pptx; also docs/presentation.pdf when LibreOffice is installed.
+slides: setup
+	@command -v dot >/dev/null || { echo "make slides: Graphviz's 'dot' is missing, needed to draw docs/architecture.png: apt-get install -y graphviz" >&2; exit 1; }
+	@test -f $(RUN)/summary.json || { echo "make slides: no finished run in $(RUN) (no summary.json): run 'make run' first, or pass RUN=folder" >&2; exit 1; }
+	$(BIN)/python -m slides --run $(RUN) --out docs/presentation.pptx $$(command -v soffice >/dev/null && echo --pdf)
