@@ -1,8 +1,10 @@
-"""One Spark session for the whole test run, on a real multi-process master.
+"""Shared fixtures: one Spark session for the whole run, and each costly result computed once.
 
 ``local-cluster[2,1,1024]`` starts two executor JVMs, each with its own Python workers,
 so the broadcast weights really cross process boundaries as on EMR. Every Python worker
-records its model builds and peak memory under ``WORKER_STATS`` (see fruits_lib.featurize).
+logs its model loads and peak memory under ``WORKER_STATS`` (see fruits_lib.featurize) unless a
+test gives it a folder of its own. The real photos (``../shared``) are featurized once per session
+(``real_run``); when they are missing the tests that need them skip, or FAIL under ``CI=true``.
 """
 
 import os
@@ -17,6 +19,7 @@ SAMPLE = ROOT / "data_sample"
 REAL_PHOTOS = ROOT.parent / "shared" / "data" / "fruits360-subset"
 MASTER = "local-cluster[2,1,1024]"
 WORKER_STATS = Path(tempfile.mkdtemp(prefix="fruits-worker-stats-"))
+IN_CI = os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
 
 # Before any Spark or TensorFlow start: quiet logs, this interpreter on the workers, stats on.
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
@@ -54,6 +57,36 @@ def random_weights_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("weights") / "random_mobilenetv2.npz"
     np.savez(path, *build_model(None).get_weights())
     return path
+
+
+def require_real_photos() -> Path:
+    """The real photos' ``Training`` folder; when absent: skip, or fail under CI (a missing folder is no pass)."""
+    training = REAL_PHOTOS / "Training"
+    if not training.is_dir():
+        message = f"real photos not found at {REAL_PHOTOS} (../shared/data/fruits360-subset beside the repo)"
+        if IN_CI:
+            pytest.fail(f"CI=true: {message}", pytrace=False)
+        pytest.skip(message)
+    return training
+
+
+@pytest.fixture(scope="session")
+def real_photos() -> Path:
+    return require_real_photos()
+
+
+@pytest.fixture(scope="session")
+def real_run(spark, real_photos, tmp_path_factory):
+    """The chain run once on the 1,962 real photos (offline weights, 224 px): ``(output folder, summary)``.
+
+    The one featurization of the real photos in the test session: tests that need their features
+    read this run's outputs (``features/``, ``pca/``, ``summary.json``) instead of featurizing again.
+    """
+    from fruits_lib.pipeline import run
+
+    output = tmp_path_factory.mktemp("real") / "offline"
+    summary = run(str(real_photos), str(output), weights="offline", spark=spark, log=lambda m: None)
+    return output, summary
 
 
 def pytest_report_header(config):

@@ -1,4 +1,4 @@
-"""fruits_lib.bench: the harness runs end to end on a tiny N and reports ratios of measured values.
+"""bench (``python -m bench``): the harness runs end to end on a tiny N and reports ratios of measured values.
 
 A smoke test of the harness itself (structure and arithmetic), never of the timings: those
 depend on the machine and on whatever else runs on it.
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, SAMPLE
 
-from fruits_lib.bench import TARGETS, get_path, linear_fit, replicate
+from bench.harness import TARGETS, get_path, linear_fit, replicate
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def bench_run(tmp_path_factory):
     env = dict(os.environ)
     env.pop("FRUITS_WORKER_STATS_DIR", None)  # the harness gives each run its own folder
     result = subprocess.run(
-        [sys.executable, "-m", "fruits_lib.bench", "--input", str(SAMPLE), "--sizes", "40,80",
+        [sys.executable, "-m", "bench", "--input", str(SAMPLE), "--sizes", "40,80",
          "--headline-n", "80", "--image-size", "96", "--skip-study", "--skip-cold", "--skip-parallel",
          "--skip-ablations", "--skip-plain-scaling", "--repeats", "1",
          "--pure-seconds", "0.5", "--pca-solvers", "eigh", "--out", str(out)],

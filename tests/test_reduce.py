@@ -68,3 +68,21 @@ def test_fixed_k_and_saved_model(sample_features, tmp_path):
     assert np.allclose(np.array(a), np.array(b))
     with pytest.raises(ValueError, match="between 1 and"):
         fit_pca(frame, k=10_000)
+
+
+def test_models_built_from_arrays_on_the_jvm_transform_as_spark_would(spark):
+    """Guards ``reduce._new_java_model`` (Spark internal, see its docstring): breaks on an incompatible upgrade."""
+    from fruits_lib.reduce import _pca_model, _scaler_model, truncate
+
+    mean, std = np.array([1.0, 2.0, 3.0]), np.array([0.5, 1.0, 2.0])
+    components = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    scaler = _scaler_model(mean, std, "x", "centred")
+    pca = _pca_model(components, np.array([0.7, 0.3]), "centred", "pca")
+    frame = spark.createDataFrame([(Vectors.dense([2.0, 4.0, 6.0]),)], ["x"])
+    row = pca.transform(scaler.transform(frame)).first()
+    assert row["centred"].toArray().tolist() == [1.0, 2.0, 3.0]  # centred only (withStd=False)
+    assert row["pca"].toArray().tolist() == [1.0, 2.0]
+    assert scaler.mean.toArray().tolist() == mean.tolist() and scaler.std.toArray().tolist() == std.tolist()
+    assert pca.explainedVariance.toArray().tolist() == [0.7, 0.3] and pca.getK() == 2
+    cut = truncate(pca, 1)
+    assert cut.pc.numCols == 1 and cut.transform(scaler.transform(frame)).first()["pca"].toArray().tolist() == [1.0]
