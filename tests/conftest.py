@@ -5,9 +5,12 @@ so the broadcast weights really cross process boundaries as on EMR. Every Python
 logs its model loads and peak memory under ``WORKER_STATS`` (see fruits_lib.featurize) unless a
 test gives it a folder of its own. The real photos (``../shared``) are featurized once per session
 (``real_run``); when they are missing the tests that need them skip, or FAIL under ``CI=true``.
+data_sample/ goes through the command line once at the default size (``sample_run``): the CLI, PCA
+and retry tests read that run's outputs instead of featurizing the same 160 photos again.
 """
 
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -76,17 +79,40 @@ def real_photos() -> Path:
 
 
 @pytest.fixture(scope="session")
-def real_run(spark, real_photos, tmp_path_factory):
+def real_run(real_photos, spark, tmp_path_factory):
     """The chain run once on the 1,962 real photos (offline weights, 224 px): ``(output folder, summary)``.
 
     The one featurization of the real photos in the test session: tests that need their features
     read this run's outputs (``features/``, ``pca/``, ``summary.json``) instead of featurizing again.
+    ``real_photos`` comes first: a missing folder skips (or fails) before Spark starts.
     """
     from fruits_lib.pipeline import run
 
     output = tmp_path_factory.mktemp("real") / "offline"
     summary = run(str(real_photos), str(output), weights="offline", spark=spark, log=lambda m: None)
     return output, summary
+
+
+def cli(*args, env=None, timeout=600):
+    """Run ``python -m fruits_lib`` like a user (no worker statistics); returns the completed process."""
+    environment = dict(os.environ, **(env or {}))
+    environment.pop("FRUITS_WORKER_STATS_DIR", None)
+    return subprocess.run([sys.executable, "-m", "fruits_lib", *args], capture_output=True, text=True,
+                          cwd=ROOT, env=environment, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory):
+    """``fruits run`` once on data_sample/ (offline weights, default 224 px, ``local[2]``): ``(output, process)``.
+
+    The one featurization of data_sample/ at 224 px in the session: test_cli checks this run,
+    test_reduce fits PCA on its ``features/``, test_robustness compares a retried run with it.
+    """
+    output = tmp_path_factory.mktemp("cli") / "out"
+    result = cli("run", "--input", str(SAMPLE), "--output", str(output), "--weights", "offline",
+                 "--master", "local[2]")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return output, result
 
 
 def pytest_report_header(config):

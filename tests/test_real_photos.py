@@ -35,7 +35,7 @@ def test_pretrained_features_classify_real_photos(real_run):
     assert accuracy >= BAR
 
 
-def test_random_weights_do_not(spark, tmp_path, real_photos, random_weights_file):
+def test_random_weights_do_not(real_photos, spark, tmp_path, random_weights_file):
     output = tmp_path / "random"
     run(str(real_photos), str(output), weights=str(random_weights_file), spark=spark,
         log=lambda m: None)

@@ -20,17 +20,17 @@ def test_choose_k_is_the_smallest_k_reaching_the_threshold():
 
 
 @pytest.fixture(scope="module")
-def sample_features(spark, offline_weights):
-    """Real MobileNetV2 features of data_sample/ (160 images), as a numpy matrix and a DataFrame."""
-    from conftest import SAMPLE
+def sample_features(spark, sample_run):
+    """Real MobileNetV2 features of data_sample/ (160 images), as a numpy matrix and a DataFrame.
 
-    from fruits_lib.featurize import ImageFeaturizer
-    from fruits_lib.load import read_images
+    Read from the session's CLI run (conftest ``sample_run``) rather than featurized again.
+    """
+    import pandas as pd
 
-    featurized = ImageFeaturizer(weights="offline", imageSize=96).transform(read_images(spark, str(SAMPLE)))
-    rows = featurized.select("path", "features").orderBy("path").collect()
-    matrix = np.array([r["features"].toArray() for r in rows], dtype=np.float64)
-    frame = spark.createDataFrame([(r["path"], Vectors.dense(x)) for r, x in zip(rows, matrix)],
+    published = pd.read_parquet(sample_run[0] / "features").sort_values("path")
+    matrix = np.stack(published["features"]).astype(np.float64)
+    assert matrix.shape == (160, 1280)
+    frame = spark.createDataFrame([(path, Vectors.dense(x)) for path, x in zip(published["path"], matrix)],
                                   ["path", "features"]).cache()
     return matrix, frame
 
