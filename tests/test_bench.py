@@ -97,3 +97,22 @@ def test_linear_fit_and_replicate(tmp_path):
     assert {p.parent.name for p in files} == {p.name for p in SAMPLE.iterdir() if p.is_dir()}
     assert sum("__r1" in p.name for p in files) == 10
     assert np.all([p.stat().st_size > 0 for p in files])
+
+
+def test_ablations_are_library_arguments_not_patches():
+    import inspect
+
+    from bench.harness import ablation_levers
+    from fruits_lib import pipeline, session
+
+    before = dict(session.LOCAL_DEFAULTS)
+    levers = ablation_levers(["listing", "arrow_batch", "jit", "conf:spark.sql.shuffle.partitions=2"])
+    assert session.LOCAL_DEFAULTS == before  # nothing in the library was changed
+    assert set(levers) <= set(inspect.signature(pipeline.run).parameters)
+    assert levers["count_method"] == "job"
+    defaults = levers["local_defaults"]
+    assert defaults["spark.sql.execution.arrow.maxRecordsPerBatch"] == "10000"
+    assert "spark.driver.extraJavaOptions" not in defaults and defaults["spark.sql.shuffle.partitions"] == "2"
+    assert ablation_levers([]) == {}
+    with pytest.raises(SystemExit, match="unknown ablation"):
+        ablation_levers(["nope"])

@@ -113,3 +113,12 @@ def test_a_saved_featurizer_refuses_different_weights(tmp_path, random_weights_f
     loaded._set(weights="offline")
     with pytest.raises(ValueError, match="saved with"):
         loaded.resolved_weights()
+
+
+def test_the_tflite_interpreter_is_a_parameter():
+    from fruits_lib.featurize import _interpreter_class
+
+    assert _interpreter_class("litert").__module__.startswith("ai_edge_litert")  # the wheel declares it
+    assert "tensorflow" in _interpreter_class("tf.lite").__module__
+    with pytest.raises(ValueError, match="interpreter must be"):
+        _interpreter_class("onnx")
