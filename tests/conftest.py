@@ -22,7 +22,6 @@ SAMPLE = ROOT / "data_sample"
 REAL_PHOTOS = ROOT.parent / "shared" / "data" / "fruits360-subset"
 MASTER = "local-cluster[2,1,1024]"
 WORKER_STATS = Path(tempfile.mkdtemp(prefix="fruits-worker-stats-"))
-IN_CI = os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
 
 # Before any Spark or TensorFlow start: quiet logs, this interpreter on the workers, stats on.
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
@@ -62,12 +61,16 @@ def random_weights_file(tmp_path_factory):
     return path
 
 
-def require_real_photos() -> Path:
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def require_real_photos(folder: Path = REAL_PHOTOS) -> Path:
     """The real photos' ``Training`` folder; when absent: skip, or fail under CI (a missing folder is no pass)."""
-    training = REAL_PHOTOS / "Training"
+    training = folder / "Training"
     if not training.is_dir():
-        message = f"real photos not found at {REAL_PHOTOS} (../shared/data/fruits360-subset beside the repo)"
-        if IN_CI:
+        message = f"real photos not found at {folder} (../shared/data/fruits360-subset beside the repo)"
+        if in_ci():
             pytest.fail(f"CI=true: {message}", pytrace=False)
         pytest.skip(message)
     return training

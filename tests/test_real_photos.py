@@ -8,8 +8,7 @@ from sklearn.model_selection import train_test_split
 
 from fruits_lib.pipeline import run
 
-# Every test here needs ../shared: without it they skip, or fail under CI=true (conftest.real_photos).
-pytestmark = pytest.mark.slow
+# The slow tests need ../shared: without it they skip, or fail under CI=true (conftest.real_photos).
 BAR = 0.95
 
 
@@ -23,18 +22,21 @@ def held_out_accuracy(output) -> float:
     return float(classifier.score(test_x, test_y))
 
 
+@pytest.mark.slow
 def test_all_real_photos_are_featurized(real_run):
     _, summary = real_run
     assert summary["images_in"] == summary["images_ok"] == 1962 and summary["images_failed"] == 0
     assert summary["labels"] == {"apple": 492, "lemon": 490, "mango": 490, "raspberry": 490}
 
 
+@pytest.mark.slow
 def test_pretrained_features_classify_real_photos(real_run):
     accuracy = held_out_accuracy(real_run[0])
     print(f"held-out accuracy with offline (pretrained) weights: {accuracy:.4f}")
     assert accuracy >= BAR
 
 
+@pytest.mark.slow
 def test_random_weights_do_not(real_photos, spark, tmp_path, random_weights_file):
     output = tmp_path / "random"
     run(str(real_photos), str(output), weights=str(random_weights_file), spark=spark,
@@ -42,3 +44,12 @@ def test_random_weights_do_not(real_photos, spark, tmp_path, random_weights_file
     accuracy = held_out_accuracy(output)
     print(f"held-out accuracy with random weights: {accuracy:.4f}")
     assert accuracy < BAR
+
+
+@pytest.mark.parametrize("ci, outcome", [("true", pytest.fail.Exception), ("", pytest.skip.Exception)])
+def test_missing_real_photos_fail_under_ci_and_skip_elsewhere(tmp_path, monkeypatch, ci, outcome):
+    from conftest import require_real_photos
+
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="real photos not found"):
+        require_real_photos(tmp_path / "absent")
