@@ -117,8 +117,9 @@ def _check_run_values(nb, output, input_dir, weights_sha256: str) -> None:
     pca = pd.read_parquet(_local(summary["outputs"]["pca"]))
     assert len(pca) == summary["images_ok"] and {len(v) for v in pca["pca"]} == {k}
     assert summary["weights"]["sha256"] == weights_sha256  # the offline weights, computed by the test itself
-    saved = [json.loads(line) for path in _local(summary["outputs"]["model"]).rglob("part-*")
-             for line in path.read_text().splitlines() if "weightsSha256" in line]
+    metadata = [p for p in _local(summary["outputs"]["model"]).rglob("part-*") if p.parent.name == "metadata"]
+    saved = [json.loads(line) for path in metadata for line in path.read_text().splitlines()
+             if "weightsSha256" in line]
     assert [m["paramMap"]["weightsSha256"] for m in saved] == [weights_sha256]  # the saved featurizer's
 
 
