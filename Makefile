@@ -22,16 +22,16 @@ run: setup
 	$(BIN)/python -m fruits_lib run --input data_sample --output $(OUTPUT) --weights offline --overwrite
 
 lint:
-	$(BIN)/ruff check fruits_lib tests emr slides
+	$(BIN)/ruff check fruits_lib fruits_emr bench slides tests emr
 
 # pytest's exit 5 (no test collected) is turned into an explicit failure: no test is no proof.
 test: setup lint
-	$(BIN)/python -m pytest; status=$$?; \
+	$(BIN)/python -m pytest --durations=15; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no test" >&2; exit 1; fi; exit $$status
 
 # The performance benchmark of issue 5 (~15 min on 2 cores): bench/results.json and bench/benchmark.png.
 bench: setup
-	$(BIN)/python -m fruits_lib.bench
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf output reports bench/work .pytest_cache

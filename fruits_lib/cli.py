@@ -105,7 +105,8 @@ def _print_summary(summary: dict) -> None:
     print("\n".join(lines))
 
 
-def _run(args) -> int:
+def _run(args, **levers) -> int:
+    """``run``; ``levers`` are extra keyword arguments of ``pipeline.run`` (the benchmark's ablations)."""
     from fruits_lib.pipeline import NoImageProcessed, run
 
     started = time.time()
@@ -113,7 +114,7 @@ def _run(args) -> int:
         summary = run(args.input, args.output, weights=args.weights, pca_variance=args.pca_variance,
                       pca_k=args.pca_k, image_size=args.image_size, batch_size=args.batch_size,
                       master=args.master, mode=args.mode, overwrite=args.overwrite, pca_reuse=args.pca_reuse,
-                      engine=args.engine, log=lambda message: print(message, flush=True))
+                      engine=args.engine, log=lambda message: print(message, flush=True), **levers)
     except NoImageProcessed as exc:
         print(f"fruits: {exc}", file=sys.stderr)
         return 1

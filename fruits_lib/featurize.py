@@ -37,7 +37,7 @@ from fruits_lib.weights import FEATURE_DIM, Weights, build_model, cache_dir, res
 
 TFLITE_INVOKE_BATCH = 1  # images per TFLite invoke: ~10-25% faster than 32 on one core (docs/performance.md)
 MAX_DECODED_PIXELS = 40_000_000  # ~120 MB of RGB: larger images are reported, never decoded
-WORKER_STATS_ENV = "FRUITS_WORKER_STATS_DIR"  # workers write their build counts and peak RSS there
+WORKER_STATS_ENV = "FRUITS_WORKER_STATS_DIR"  # workers write their model loads, counts and peak RSS there
 FAIL_ONCE_ENV = "FRUITS_FAIL_FIRST_ATTEMPT_PARTITION"  # tests: fail this partition's first attempt
 _UDF_SCHEMA = StructType(
     [StructField("features", ArrayType(FloatType())), StructField("error", StringType())]
@@ -137,24 +137,58 @@ def featurize_images(predict, contents, image_size: int, batch_size: int, timing
 
 
 # ---------------------------------------------------------------- executor side
-_MODELS: dict = {}  # (broadcast id, image size) -> predict function, one per Python worker
-_BUILDS: dict = {}  # same key -> how many times this worker built it (must stay 1)
+MODEL_LOADS_PREFIX = "model-loads-"  # <stats dir>/model-loads-<pid>.jsonl: one line per real model load
+_MODELS: dict = {}  # model key -> predict function: the per-Python-worker cache
+_BUILDS: dict = {}  # model key -> how many times this worker really loaded it (must stay 1)
 _TIMINGS: dict = {}  # seconds this worker spent building, decoding, predicting
 
 
-def _worker_predict(broadcast, key: str, image_size: int, tf_threads: int, engine: str):
-    """The predict function of this Python worker, built from the broadcast on first use only."""
+def _worker_predict(broadcast, key: str, image_size: int, tf_threads: int, engine: str, stats_dir=None):
+    """The predict function of this Python worker: loaded from the broadcast on first use, then cached."""
     if key not in _MODELS:
-        started = time.perf_counter()
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        if engine == "tflite":  # the broadcast is the converted model: no TensorFlow import with LiteRT
-            _MODELS[key] = tflite_predict(broadcast.value, tf_threads)
-        else:
-            _configure_tensorflow(tf_threads)
-            _MODELS[key] = build_model(broadcast.value, image_size).predict_on_batch
-        _BUILDS[key] = _BUILDS.get(key, 0) + 1
-        _TIMINGS["build_s"] = _TIMINGS.get("build_s", 0.0) + time.perf_counter() - started
+        _MODELS[key] = _load_model(broadcast, key, image_size, tf_threads, engine, stats_dir)
     return _MODELS[key]
+
+
+def _load_model(broadcast, key: str, image_size: int, tf_threads: int, engine: str, stats_dir=None):
+    """Load the model from the broadcast (the costly step the cache avoids); every call is logged."""
+    started = time.perf_counter()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if engine == "tflite":  # the broadcast is the converted model: no TensorFlow import with LiteRT
+        predict = tflite_predict(broadcast.value, tf_threads)
+    else:
+        _configure_tensorflow(tf_threads)
+        predict = build_model(broadcast.value, image_size).predict_on_batch
+    seconds = time.perf_counter() - started
+    _BUILDS[key] = _BUILDS.get(key, 0) + 1
+    _TIMINGS["build_s"] = _TIMINGS.get("build_s", 0.0) + seconds
+    _log_model_load(stats_dir, key, engine, seconds)
+    return predict
+
+
+def _log_model_load(folder, key: str, engine: str, seconds: float) -> None:
+    """Append ``{pid, time, key, engine}`` to this process's load log (when the stats folder is set).
+
+    Written at each real load, outside the cache's bookkeeping, so a test counting lines per pid
+    sees what actually happened: a worker that loads the same model twice shows two lines.
+    """
+    if not folder:
+        return
+    os.makedirs(folder, exist_ok=True)
+    record = {"pid": os.getpid(), "time": time.time(), "key": key, "engine": engine,
+              "seconds": round(seconds, 3)}
+    with open(os.path.join(folder, f"{MODEL_LOADS_PREFIX}{os.getpid()}.jsonl"), "a") as log:
+        log.write(json.dumps(record) + "\n")
+
+
+def read_model_loads(folder) -> list:
+    """Every model load logged under ``folder`` (see :func:`_log_model_load`), oldest first."""
+    records = []
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        if name.startswith(MODEL_LOADS_PREFIX) and name.endswith(".jsonl"):
+            with open(os.path.join(folder, name)) as log:
+                records.extend(json.loads(line) for line in log if line.strip())
+    return sorted(records, key=lambda r: r["time"])
 
 
 def _configure_tensorflow(tf_threads: int):
@@ -220,30 +254,43 @@ def tflite_model(weights: Weights, image_size: int) -> bytes:
     return flatbuffer
 
 
-def _interpreter_class():
-    """LiteRT's ``Interpreter`` (``ai_edge_litert``: no TensorFlow import, ~0.05 s), else ``tf.lite``'s.
+INTERPRETERS = ("litert", "tf.lite")
+
+
+def _interpreter_class(interpreter: str = "litert"):
+    """The TFLite ``Interpreter`` class: ``litert`` (``ai_edge_litert``, no TensorFlow import, ~0.05 s)
+    or ``tf.lite`` (TensorFlow's, a ~3 s import). ``litert`` falls back to ``tf.lite`` when LiteRT
+    is not installed.
 
     Both run the same C++ TFLite interpreter with the XNNPACK delegate; ``tf.lite.Interpreter``
-    is deprecated in TensorFlow 2.19 in favour of LiteRT and costs a ~3 s TensorFlow import.
+    is deprecated in TensorFlow 2.19 in favour of LiteRT.
     """
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        import tensorflow as tf
+    if interpreter not in INTERPRETERS:
+        raise ValueError(f"interpreter must be one of {', '.join(INTERPRETERS)}, not {interpreter!r}")
+    if interpreter == "litert":
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            pass
+        else:
+            return Interpreter
+    import tensorflow as tf
 
-        return tf.lite.Interpreter
-    return Interpreter
+    return tf.lite.Interpreter
 
 
-def tflite_predict(model_content: bytes, threads: int, invoke_batch: int = TFLITE_INVOKE_BATCH):
+def tflite_predict(model_content: bytes, threads: int, invoke_batch: int = TFLITE_INVOKE_BATCH,
+                   interpreter: str = "litert"):
     """A predict function: float32 batch ``(n, size, size, 3)`` -> ``(n, 1280)`` features.
 
     Images are invoked ``invoke_batch`` at a time (default one): activations stay in the CPU
     caches and tensors are allocated once; the decode batch still sets how many travel together.
+    ``interpreter``: which TFLite runtime loads the model (see :func:`_interpreter_class`).
     """
+    runtime = _interpreter_class(interpreter)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice, on the fallback
-        interpreter = _interpreter_class()(model_content=model_content, num_threads=threads)
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+        interpreter = runtime(model_content=model_content, num_threads=threads)
     source = interpreter.get_input_details()[0]
     target = interpreter.get_output_details()[0]["index"]
     step = invoke_batch
@@ -264,9 +311,8 @@ def tflite_predict(model_content: bytes, threads: int, invoke_batch: int = TFLIT
     return predict
 
 
-def _record_worker_stats(images: int) -> None:
+def _record_worker_stats(folder, images: int) -> None:
     """Write this worker's build counts and peak RSS where benchmarks and tests can read them."""
-    folder = os.environ.get(WORKER_STATS_ENV)
     if not folder:
         return
     os.makedirs(folder, exist_ok=True)
@@ -288,7 +334,7 @@ def _record_worker_stats(images: int) -> None:
     os.replace(path + ".tmp", path)
 
 
-def _maybe_inject_failure() -> None:
+def _maybe_inject_failure(folder) -> None:
     """Fail the first attempt of one partition when the tests ask for it (checks Spark's retries)."""
     target = os.environ.get(FAIL_ONCE_ENV)
     if target is None:
@@ -297,39 +343,50 @@ def _maybe_inject_failure() -> None:
 
     context = TaskContext.get()
     if context is not None and context.partitionId() == int(target) and context.attemptNumber() == 0:
-        folder = os.environ.get(WORKER_STATS_ENV)
         if folder:  # leave a trace, so a test can tell the failure really happened
             os.makedirs(folder, exist_ok=True)
             open(os.path.join(folder, f"injected-failure-partition-{target}"), "w").close()
         raise RuntimeError(f"injected failure ({FAIL_ONCE_ENV}={target})")
 
 
-def _featurize_partition(batches, broadcast, key, image_size, batch_size, tf_threads, engine, fail_on_invalid):
-    """Body of the pandas UDF; module-level so that the worker's caches are the module's own."""
-    _maybe_inject_failure()
+def _featurize_partition(batches, broadcast, key, image_size, batch_size, tf_threads, engine, fail_on_invalid,
+                         stats_dir=None):
+    """Body of the pandas UDF; module-level so that the worker's caches are the module's own.
+
+    ``stats_dir``: where this worker logs its model loads and statistics (None: the worker's own
+    ``FRUITS_WORKER_STATS_DIR``, if any).
+    """
+    stats_dir = stats_dir or os.environ.get(WORKER_STATS_ENV)
+    _maybe_inject_failure(stats_dir)
     predict = None
     images = 0
     for contents in batches:
         if predict is None:
-            predict = _worker_predict(broadcast, key, image_size, tf_threads, engine)
+            predict = _worker_predict(broadcast, key, image_size, tf_threads, engine, stats_dir)
         features, errors = featurize_images(predict, contents, image_size, batch_size, _TIMINGS)
         if fail_on_invalid and any(errors):
             raise ValueError("undecodable image: " + next(e for e in errors if e))
         images += len(contents)
         yield pd.DataFrame({"features": features, "error": errors})
-    _record_worker_stats(images)
+    _record_worker_stats(stats_dir, images)
 
 
-def _model_key(broadcast, image_size: int, engine: str) -> str:
-    return f"broadcast{broadcast._jbroadcast.id()}-{image_size}px-{engine}"  # driver knows the id
+def model_key(weights_sha256: str, image_size: int, engine: str) -> str:
+    """The worker cache's key: what the model is (weights, input size, engine), not how it travelled.
+
+    Content-addressed, so it needs no broadcast id (a Spark internal); one broadcast per key and
+    application is guaranteed by :func:`broadcast_model`.
+    """
+    return f"{weights_sha256[:16]}-{image_size}px-{engine}"
 
 
-def _make_udf(broadcast, image_size: int, batch_size: int, tf_threads: int, engine: str, fail_on_invalid: bool):
-    key = _model_key(broadcast, image_size, engine)
+def _make_udf(broadcast, key: str, image_size: int, batch_size: int, tf_threads: int, engine: str,
+              fail_on_invalid: bool):
+    stats_dir = os.environ.get(WORKER_STATS_ENV)  # the driver's choice travels with the tasks
 
     def featurize(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
         return _featurize_partition(batches, broadcast, key, image_size, batch_size, tf_threads, engine,
-                                    fail_on_invalid)
+                                    fail_on_invalid, stats_dir)
 
     return pandas_udf(featurize, _UDF_SCHEMA)
 
@@ -418,7 +475,9 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReada
         spark = dataset.sparkSession
         threads = self.getOrDefault(self.tfThreads) or int(spark.conf.get("spark.task.cpus", "1"))
         broadcast = broadcast_model(spark, self.resolved_weights(), engine, image_size)
-        udf = _make_udf(broadcast, image_size, self.getOrDefault(self.batchSize), threads, engine, handle == "error")
+        key = model_key(self.resolved_weights().sha256, image_size, engine)
+        udf = _make_udf(broadcast, key, image_size, self.getOrDefault(self.batchSize), threads, engine,
+                        handle == "error")
         result = "__fruits_featurized"
         out_col, err_col = self.getOutputCol(), self.getOrDefault(self.errorCol)
         # asNondeterministic: Spark must not inline (and so re-run) the UDF into both fields below.
@@ -432,4 +491,4 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReada
 
 
 __all__ = ["FEATURE_DIM", "ImageFeaturizer", "ImageDecodeError", "decode_image", "featurize_images",
-           "preprocess", "broadcast_model", "tflite_model", "tflite_predict"]
+           "preprocess", "broadcast_model", "model_key", "read_model_loads", "tflite_model", "tflite_predict"]

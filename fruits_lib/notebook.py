@@ -241,3 +241,15 @@ def _configure(line: str, cell: str) -> None:
     settings = json.loads(cell)
     print(f"local emulation: %%configure {line.strip()} is not applied; on EMR the Livy session "
           "would (re)start with:\n" + json.dumps(settings, indent=2))
+
+
+# EU regions of AWS (GDPR): the EMR notebook refuses any other. The launcher (fruits_emr, not shipped to
+# the nodes) keeps its own copy for its guards; tests/test_emr.py checks that both lists are equal.
+EU_REGIONS = ("eu-west-1", "eu-west-3", "eu-central-1", "eu-north-1", "eu-south-1", "eu-south-2")
+
+
+def check_region(region: str) -> str:
+    """Return ``region`` if it is an EU region, else raise: the photos and outputs stay in the EU."""
+    if region not in EU_REGIONS:
+        raise ValueError(f"region {region!r} is not an EU region (GDPR); use one of {', '.join(EU_REGIONS)}")
+    return region

@@ -94,8 +94,12 @@ def featurized_to_columns(featurized: DataFrame) -> DataFrame:
 def run(input_path: str, output_path: str, *, weights: str = "imagenet", pca_variance: float = 0.95,
         pca_k: int | None = None, image_size: int = 224, batch_size: int = 32, master: str | None = None,
         mode: str = "full", overwrite: bool = False, pca_reuse: bool = False, engine: str = "tflite",
-        spark=None, log=print) -> dict:
-    """Run the chain on ``input_path`` and publish everything under ``output_path``; returns the summary."""
+        spark=None, log=print, count_method: str = "index", local_defaults: dict | None = None) -> dict:
+    """Run the chain on ``input_path`` and publish everything under ``output_path``; returns the summary.
+
+    ``count_method`` (see :func:`load.count_files`) and ``local_defaults`` (see :func:`session.get_spark`)
+    exist so that the benchmark can measure each lever with other arguments.
+    """
     if mode not in ("full", "incremental"):
         raise FruitsError(f"--mode must be full or incremental, not {mode!r}")
     if pca_k is not None and pca_k < 1:
@@ -117,7 +121,7 @@ def run(input_path: str, output_path: str, *, weights: str = "imagenet", pca_var
     log(f"[1/5] weights {resolved.source} (sha256 {resolved.sha256[:12]}..., "
         f"{resolved.nbytes / 1e6:.1f} MB; the {engine} model is broadcast once to the executors)")
     with timer("spark"):
-        spark = spark or get_spark(master)
+        spark = spark or get_spark(master, local_defaults=local_defaults)
     fs = FileSystem(spark)
     if not fs.is_dir(source):
         raise InputError(f"input folder not found: {source}")
@@ -129,7 +133,8 @@ def run(input_path: str, output_path: str, *, weights: str = "imagenet", pca_var
         about = {"run_id": run_id, "mode": mode, "input": source, "output": target,
                  "started_at": started_at.isoformat(timespec="seconds")}
         summary = _run_stages(spark, out, source, timer, incremental, featurizer, about, pca_variance=pca_variance,
-                              pca_k=pca_k, pca_reuse=pca_reuse, log=log)
+                              pca_k=pca_k, pca_reuse=pca_reuse, log=log,
+                              count_method=count_method)
     except BaseException:
         out.discard()
         raise
@@ -141,7 +146,8 @@ def run(input_path: str, output_path: str, *, weights: str = "imagenet", pca_var
 
 
 def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: bool,
-                featurizer: ImageFeaturizer, about: dict, *, pca_variance, pca_k, pca_reuse, log) -> dict:
+                featurizer: ImageFeaturizer, about: dict, *, pca_variance, pca_k, pca_reuse, log,
+                count_method="index") -> dict:
     image_size = featurizer.getOrDefault("imageSize")
     batch_size = featurizer.getOrDefault("batchSize")
     engine = featurizer.getOrDefault("engine")
@@ -152,7 +158,7 @@ def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: 
             files = load.list_files(spark, source).cache()
             found, others = load.count_listed(files)
         else:  # counted from the file listing alone: no Spark job before featurizing
-            found, others = load.count_files(spark, source)
+            found, others = load.count_files(spark, source, count_method)
         if not found:
             raise InputError(f"no .jpg/.jpeg/.png image under {source} ({others} other files)")
         todo, skipped = None, 0

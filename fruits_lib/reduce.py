@@ -63,8 +63,7 @@ def truncate(model: PCAModel, k: int) -> PCAModel:
         raise ValueError(f"k must be between 1 and {pc.shape[1]}, not {k}")
     matrix = DenseMatrix(pc.shape[0], k, pc[:, :k].flatten(order="F").tolist())
     variance = DenseVector(model.explainedVariance.toArray()[:k])
-    java_model = JavaWrapper._new_java_obj("org.apache.spark.ml.feature.PCAModel", model.uid, matrix, variance)
-    cut = PCAModel(java_model)
+    cut = PCAModel(_new_java_model("org.apache.spark.ml.feature.PCAModel", model.uid, matrix, variance))
     return cut._set(k=k, inputCol=model.getInputCol(), outputCol=model.getOutputCol())
 
 
@@ -166,8 +165,8 @@ def _eigh(covariance: np.ndarray) -> tuple:
 def _scaler_model(mean: np.ndarray, std: np.ndarray, input_col: str, output_col: str) -> StandardScalerModel:
     """The centring stage as a regular Spark ML StandardScalerModel (what ``StandardScaler.fit`` gives)."""
     estimator = StandardScaler(inputCol=input_col, outputCol=output_col, withMean=True, withStd=False)
-    java_model = JavaWrapper._new_java_obj("org.apache.spark.ml.feature.StandardScalerModel", estimator.uid,
-                                           DenseVector(std), DenseVector(mean))
+    java_model = _new_java_model("org.apache.spark.ml.feature.StandardScalerModel", estimator.uid,
+                                 DenseVector(std), DenseVector(mean))
     return StandardScalerModel(java_model)._set(inputCol=input_col, outputCol=output_col, withMean=True,
                                                 withStd=False)
 
@@ -177,6 +176,17 @@ def _pca_model(components: np.ndarray, ratios: np.ndarray, input_col: str, outpu
     dimension, k = components.shape
     estimator = PCA(k=k, inputCol=input_col, outputCol=output_col)
     matrix = DenseMatrix(dimension, k, components.flatten(order="F").tolist())
-    java_model = JavaWrapper._new_java_obj("org.apache.spark.ml.feature.PCAModel", estimator.uid, matrix,
-                                           DenseVector(ratios))
+    java_model = _new_java_model("org.apache.spark.ml.feature.PCAModel", estimator.uid, matrix, DenseVector(ratios))
     return PCAModel(java_model)._set(k=k, inputCol=input_col, outputCol=output_col)
+
+
+def _new_java_model(java_class: str, uid: str, *args):
+    """A fitted Spark ML model built on the JVM from given arrays: the one Spark internal this module uses.
+
+    PySpark has no public way to make a ``PCAModel`` or ``StandardScalerModel`` from known
+    components/mean (only ``fit`` or ``load``), while the Scala classes have public constructors
+    ``(uid, pc, explainedVariance)`` and ``(uid, std, mean)``. ``JavaWrapper._new_java_obj`` is how
+    PySpark's own estimators call them. ``tests/test_reduce.py`` builds both models through this
+    function and checks their transform, so a Spark upgrade that changes either breaks a test.
+    """
+    return JavaWrapper._new_java_obj(java_class, uid, *args)

@@ -36,8 +36,13 @@ def under_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
-def get_spark(master: str | None = None, app_name: str = "fruits", conf: dict | None = None) -> SparkSession:
-    """The active SparkSession, or a new one on ``master`` (default ``local[*]`` outside spark-submit)."""
+def get_spark(master: str | None = None, app_name: str = "fruits", conf: dict | None = None,
+              local_defaults: dict | None = None) -> SparkSession:
+    """The active SparkSession, or a new one on ``master`` (default ``local[*]`` outside spark-submit).
+
+    ``local_defaults`` replaces :data:`LOCAL_DEFAULTS` (the settings we own outside spark-submit),
+    e.g. to measure what one of them brings; ``conf`` is applied on top in every case.
+    """
     active = SparkSession.getActiveSession()
     if active is not None and master in (None, active.sparkContext.master):
         return active
@@ -49,7 +54,7 @@ def get_spark(master: str | None = None, app_name: str = "fruits", conf: dict | 
         builder = builder.master(master or "local[*]")
         if (master or "local").startswith("local"):
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        for key, value in LOCAL_DEFAULTS.items():
+        for key, value in (LOCAL_DEFAULTS if local_defaults is None else local_defaults).items():
             builder = builder.config(key, value)
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)

@@ -1,4 +1,4 @@
-"""fruits_lib.bench: the harness runs end to end on a tiny N and reports ratios of measured values.
+"""bench (``python -m bench``): the harness runs end to end on a tiny N and reports ratios of measured values.
 
 A smoke test of the harness itself (structure and arithmetic), never of the timings: those
 depend on the machine and on whatever else runs on it.
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, SAMPLE
 
-from fruits_lib.bench import TARGETS, get_path, linear_fit, replicate
+from bench.harness import TARGETS, get_path, linear_fit, replicate
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def bench_run(tmp_path_factory):
     env = dict(os.environ)
     env.pop("FRUITS_WORKER_STATS_DIR", None)  # the harness gives each run its own folder
     result = subprocess.run(
-        [sys.executable, "-m", "fruits_lib.bench", "--input", str(SAMPLE), "--sizes", "40,80",
+        [sys.executable, "-m", "bench", "--input", str(SAMPLE), "--sizes", "40,80",
          "--headline-n", "80", "--image-size", "96", "--skip-study", "--skip-cold", "--skip-parallel",
          "--skip-ablations", "--skip-plain-scaling", "--repeats", "1",
          "--pure-seconds", "0.5", "--pca-solvers", "eigh", "--out", str(out)],
@@ -97,3 +97,22 @@ def test_linear_fit_and_replicate(tmp_path):
     assert {p.parent.name for p in files} == {p.name for p in SAMPLE.iterdir() if p.is_dir()}
     assert sum("__r1" in p.name for p in files) == 10
     assert np.all([p.stat().st_size > 0 for p in files])
+
+
+def test_ablations_are_library_arguments_not_patches():
+    import inspect
+
+    from bench.harness import ablation_levers
+    from fruits_lib import pipeline, session
+
+    before = dict(session.LOCAL_DEFAULTS)
+    levers = ablation_levers(["listing", "arrow_batch", "jit", "conf:spark.sql.shuffle.partitions=2"])
+    assert session.LOCAL_DEFAULTS == before  # nothing in the library was changed
+    assert set(levers) <= set(inspect.signature(pipeline.run).parameters)
+    assert levers["count_method"] == "job"
+    defaults = levers["local_defaults"]
+    assert defaults["spark.sql.execution.arrow.maxRecordsPerBatch"] == "10000"
+    assert "spark.driver.extraJavaOptions" not in defaults and defaults["spark.sql.shuffle.partitions"] == "2"
+    assert ablation_levers([]) == {}
+    with pytest.raises(SystemExit, match="unknown ablation"):
+        ablation_levers(["nope"])

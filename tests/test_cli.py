@@ -1,22 +1,13 @@
 """The command line end to end on data_sample/, and its one-line errors."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, SAMPLE
+from conftest import SAMPLE, cli
 
-
-def cli(*args, env=None, timeout=600):
-    """Run ``python -m fruits_lib`` like a user; returns the completed process."""
-    environment = dict(os.environ, **(env or {}))
-    environment.pop("FRUITS_WORKER_STATS_DIR", None)
-    return subprocess.run([sys.executable, "-m", "fruits_lib", *args], capture_output=True, text=True,
-                          cwd=ROOT, env=environment, timeout=timeout)
+# ``sample_run`` (conftest): ``fruits run`` on data_sample/ at the default size, once per session.
 
 
 def test_help_documents_every_option():
@@ -26,15 +17,6 @@ def test_help_documents_every_option():
                    "--pca-k", "--image-size", "--batch-size", "--master", "--mode", "--overwrite", "--engine",
                    "--pca-reuse", "exit codes"]:
         assert option in result.stdout, option
-
-
-@pytest.fixture(scope="module")
-def sample_run(tmp_path_factory):
-    output = tmp_path_factory.mktemp("cli") / "out"
-    result = cli("run", "--input", str(SAMPLE), "--output", str(output), "--weights", "offline",
-                 "--master", "local[2]")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return output, result
 
 
 def test_run_writes_every_output(sample_run):

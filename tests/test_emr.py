@@ -1,4 +1,4 @@
-"""Offline tests of the EMR launcher (``fruits_lib.emr``) against a local moto server.
+"""Offline tests of the EMR launcher (``fruits_emr``) against a local moto server.
 
 moto runs in server mode on 127.0.0.1 (one per test session); boto3 is pointed at it with
 ``FRUITS_AWS_ENDPOINT_URL`` and fake credentials set only here, through monkeypatch. Every request
@@ -24,9 +24,9 @@ from pathlib import Path
 import boto3
 import pytest
 
-from fruits_lib import emr as emr_mod
+import fruits_emr as emr_mod
 
-REPO_ROOT = Path(emr_mod.__file__).resolve().parents[1]
+REPO_ROOT = Path(emr_mod.__file__).resolve().parents[1]  # fruits_emr/__init__.py -> the checkout
 REGION = "eu-west-3"
 
 
@@ -323,7 +323,7 @@ def test_plan_runs_as_a_module_without_credentials_or_network(tmp_path):
         "HTTP_PROXY": "http://127.0.0.1:9",
     }
     proc = subprocess.run(
-        [sys.executable, "-m", "fruits_lib.emr", "plan", "--bucket", "demo-bucket"],
+        [sys.executable, "-m", "fruits_emr", "plan", "--bucket", "demo-bucket"],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -414,7 +414,9 @@ def test_up_submit_status_down_against_moto(aws, capsys, tmp_path):
     wheel_path = tmp_path / "uploaded.whl"
     s3.download_file(bucket, wheel_keys[0], str(wheel_path))
     with zipfile.ZipFile(wheel_path) as whl:
-        assert "fruits_lib/emr.py" in whl.namelist()
+        names = whl.namelist()
+    assert "fruits_lib/featurize.py" in names  # the product ships; the launcher and the benchmark do not
+    assert not any(n.startswith(("fruits_emr/", "bench/", "fruits_lib/emr", "fruits_lib/bench")) for n in names)
     boot = s3.get_object(Bucket=bucket, Key="fruits/code/bootstrap.sh")["Body"].read()
     assert boot == (REPO_ROOT / "emr" / "bootstrap.sh").read_bytes()
 
@@ -652,3 +654,14 @@ def test_bootstrap_installs_requirements_minus_spark_then_wheel_then_weights(tmp
 
     bad = subprocess.run(["bash", script, "s3://bkt/fruits/code"], env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "usage" in bad.stderr
+
+
+def test_the_notebook_and_the_launcher_agree_on_the_eu_regions():
+    """02_emr checks its region with fruits_lib.notebook (the launcher is not on the nodes): same list."""
+    from fruits_lib import notebook
+
+    assert set(notebook.EU_REGIONS) == set(emr_mod.EU_REGIONS)
+    assert notebook.check_region("eu-west-3") == "eu-west-3"
+    with pytest.raises(ValueError, match="not an EU region"):
+        notebook.check_region("eu-west-2")  # London: in Europe, not in the EU
+

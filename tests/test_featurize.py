@@ -96,13 +96,13 @@ def test_featurizer_composes_with_pca_in_a_pipeline_that_saves_and_loads(spark, 
 def test_handle_invalid_keep_skip_error(spark):
     frame = spark.createDataFrame([("good", bytearray(picture())), ("bad", bytearray(b"nope"))],
                                   "path string, content binary")
-    kept = {r["path"]: r for r in ImageFeaturizer(weights="offline", imageSize=64).transform(frame).collect()}
+    kept = {r["path"]: r for r in ImageFeaturizer(weights="offline", imageSize=96).transform(frame).collect()}
     assert kept["bad"]["features"] is None and "not a readable image" in kept["bad"]["error"]
     assert len(kept["good"]["features"]) == 1280 and kept["good"]["error"] is None
-    skipped = ImageFeaturizer(weights="offline", imageSize=64, handleInvalid="skip").transform(frame)
+    skipped = ImageFeaturizer(weights="offline", imageSize=96, handleInvalid="skip").transform(frame)
     assert [r["path"] for r in skipped.collect()] == ["good"]
     with pytest.raises(Exception, match="undecodable image"):
-        ImageFeaturizer(weights="offline", imageSize=64, handleInvalid="error").transform(frame).collect()
+        ImageFeaturizer(weights="offline", imageSize=96, handleInvalid="error").transform(frame).collect()
 
 
 def test_a_saved_featurizer_refuses_different_weights(tmp_path, random_weights_file):
@@ -113,3 +113,12 @@ def test_a_saved_featurizer_refuses_different_weights(tmp_path, random_weights_f
     loaded._set(weights="offline")
     with pytest.raises(ValueError, match="saved with"):
         loaded.resolved_weights()
+
+
+def test_the_tflite_interpreter_is_a_parameter():
+    from fruits_lib.featurize import _interpreter_class
+
+    assert _interpreter_class("litert").__module__.startswith("ai_edge_litert")  # the wheel declares it
+    assert "tensorflow" in _interpreter_class("tf.lite").__module__
+    with pytest.raises(ValueError, match="interpreter must be"):
+        _interpreter_class("onnx")

@@ -59,3 +59,13 @@ def test_read_images_finds_every_image_once_with_decoded_labels(spark, tmp_path)
     assert load.label_counts(images) == {"Red Apple": 1, "apple": 3, "lemon": 1, "pêche d'été": 1}
     listed = {r["path"].rsplit("/", 1)[-1]: r["is_image"] for r in load.list_files(spark, str(tmp_path)).collect()}
     assert listed["notes.txt"] is False and listed["b.JPG"] is True and len(listed) == 7
+
+
+def test_both_count_methods_count_the_same_files(spark):
+    from conftest import SAMPLE
+
+    from fruits_lib.load import count_files
+
+    assert count_files(spark, str(SAMPLE), "index") == count_files(spark, str(SAMPLE), "job") == (160, 0)
+    with pytest.raises(ValueError, match="count method"):
+        count_files(spark, str(SAMPLE), "guess")

@@ -10,13 +10,18 @@ About a minute per notebook on 2 cores.
 
 from __future__ import annotations
 
+import json
+import re
 import sys
+from pathlib import Path
+from urllib.parse import urlparse
 
 import nbformat
+import pandas as pd
 import pytest
 
+from fruits_emr.config import EU_REGIONS
 from fruits_lib import notebook, report
-from fruits_lib.emr import EU_REGIONS
 
 
 @pytest.fixture(autouse=True)
@@ -84,26 +89,56 @@ def test_emr_notebook_defaults_to_s3_in_an_eu_region():
 
 
 # --------------------------------------------------------------------------- execution
-def test_local_notebook_executes_with_its_figures(tmp_path):
+def _displayed_counts(nb) -> dict:
+    """The label counts the notebook displayed (``notebook.counts_table``), read back from its output."""
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "counts_table(" in cell.source:
+            text = "".join(o.get("data", {}).get("text/plain", "") for o in cell.get("outputs", []))
+            counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\S+)\s+(\d+)\s*$", text, re.M)}
+            counts.pop("total", None)
+            return counts
+    raise AssertionError("no counts_table cell in the notebook")
+
+
+def _local(path: str) -> Path:
+    """A published output's path (``file:`` URIs included) as a local Path."""
+    return Path(urlparse(path).path if path.startswith("file:") else path)
+
+
+def _check_run_values(nb, output, input_dir, weights_sha256: str) -> None:
+    """The run the notebook made: counts from the input folder, k from the published vectors, weights' sha256."""
+    summary = json.loads((output / "summary.json").read_text())
+    expected = {d.name: sum(1 for f in d.iterdir() if f.is_file()) for d in input_dir.iterdir() if d.is_dir()}
+    assert summary["labels"] == expected and _displayed_counts(nb) == expected
+    assert summary["images_in"] == summary["images_ok"] == sum(expected.values()) and summary["images_failed"] == 0
+    k, cumulative = summary["k"], summary["cumulative"]
+    assert len(cumulative) == k and cumulative[-1] >= summary["pca_variance_threshold"]
+    assert k == 1 or cumulative[-2] < summary["pca_variance_threshold"]  # the smallest such k
+    pca = pd.read_parquet(_local(summary["outputs"]["pca"]))
+    assert len(pca) == summary["images_ok"] and {len(v) for v in pca["pca"]} == {k}
+    assert summary["weights"]["sha256"] == weights_sha256  # the offline weights, computed by the test itself
+    metadata = [p for p in _local(summary["outputs"]["model"]).rglob("part-*") if p.parent.name == "metadata"]
+    saved = [json.loads(line) for path in metadata for line in path.read_text().splitlines()
+             if "weightsSha256" in line]
+    assert [m["paramMap"]["weightsSha256"] for m in saved] == [weights_sha256]  # the saved featurizer's
+
+
+def test_local_notebook_executes_with_its_figures(tmp_path, offline_weights):
     output = tmp_path / "out"
     executed = tmp_path / "01_local.ipynb"
     nb = report.execute(report.LOCAL, executed, {"OUTPUT": str(output)})
     assert report.png_outputs(nb) >= 3  # image grid, explained variance, 2-D scatter
-    assert (output / "summary.json").is_file()
-    text = _text(nb)
-    assert "k = " in text and "broadcast: " in text
+    _check_run_values(nb, output, report.REPO_ROOT / "data_sample", offline_weights.sha256)
     _check_html(executed, 3)
 
 
-def test_emr_notebook_executes_in_local_emulation(tmp_path):
+def test_emr_notebook_executes_in_local_emulation(tmp_path, offline_weights):
     output = tmp_path / "out"
     executed = tmp_path / "02_emr.ipynb"
     nb = report.execute(report.EMR, executed, report.emr_local_parameters(output))
     assert report.png_outputs(nb) >= 2
-    assert (output / "summary.json").is_file()
-    text = _text(nb)
-    assert "local stand-ins" in text and "local emulation: %%configure" in text
-    assert "broadcast: " in text and "featurize" in text
+    _check_run_values(nb, output, report.REPO_ROOT / "data_sample", offline_weights.sha256)
+    assert "local stand-ins" in _text(nb)  # the %%configure / %matplot stand-ins were registered
     _check_html(executed, 2)
 
 

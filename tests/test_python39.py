@@ -13,7 +13,7 @@ PYTHON39 = shutil.which("python3.9")
 @pytest.mark.skipif(PYTHON39 is None, reason="no python3.9 on this machine; ruff's py39 target still applies")
 def test_library_compiles_with_python_3_9(tmp_path):
     env = dict(os.environ, PYENV_VERSION="3.9", PYTHONPYCACHEPREFIX=str(tmp_path))
-    result = subprocess.run([PYTHON39, "-m", "compileall", "-q", "fruits_lib", "emr"], cwd=ROOT, env=env,
+    result = subprocess.run([PYTHON39, "-m", "compileall", "-q", "fruits_lib", "fruits_emr", "bench", "emr"], cwd=ROOT, env=env,
                             capture_output=True, text=True)
     assert "3.9" in subprocess.run([PYTHON39, "--version"], env=env, capture_output=True, text=True).stdout
     assert result.returncode == 0, result.stdout + result.stderr

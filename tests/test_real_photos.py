@@ -3,16 +3,12 @@
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REAL_PHOTOS
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
 from fruits_lib.pipeline import run
 
-pytestmark = pytest.mark.skipif(
-    not (REAL_PHOTOS / "Training").is_dir(),
-    reason=f"real photos not found at {REAL_PHOTOS} (../shared/data/fruits360-subset beside the repo)",
-)
+# The slow tests need ../shared: without it they skip, or fail under CI=true (conftest.real_photos).
 BAR = 0.95
 
 
@@ -26,29 +22,34 @@ def held_out_accuracy(output) -> float:
     return float(classifier.score(test_x, test_y))
 
 
-@pytest.fixture(scope="module")
-def offline_run(spark, tmp_path_factory):
-    output = tmp_path_factory.mktemp("real") / "offline"
-    summary = run(str(REAL_PHOTOS / "Training"), str(output), weights="offline", spark=spark, log=lambda m: None)
-    return output, summary
-
-
-def test_all_real_photos_are_featurized(offline_run):
-    _, summary = offline_run
+@pytest.mark.slow
+def test_all_real_photos_are_featurized(real_run):
+    _, summary = real_run
     assert summary["images_in"] == summary["images_ok"] == 1962 and summary["images_failed"] == 0
     assert summary["labels"] == {"apple": 492, "lemon": 490, "mango": 490, "raspberry": 490}
 
 
-def test_pretrained_features_classify_real_photos(offline_run):
-    accuracy = held_out_accuracy(offline_run[0])
+@pytest.mark.slow
+def test_pretrained_features_classify_real_photos(real_run):
+    accuracy = held_out_accuracy(real_run[0])
     print(f"held-out accuracy with offline (pretrained) weights: {accuracy:.4f}")
     assert accuracy >= BAR
 
 
-def test_random_weights_do_not(spark, tmp_path, random_weights_file):
+@pytest.mark.slow
+def test_random_weights_do_not(real_photos, spark, tmp_path, random_weights_file):
     output = tmp_path / "random"
-    run(str(REAL_PHOTOS / "Training"), str(output), weights=str(random_weights_file), spark=spark,
+    run(str(real_photos), str(output), weights=str(random_weights_file), spark=spark,
         log=lambda m: None)
     accuracy = held_out_accuracy(output)
     print(f"held-out accuracy with random weights: {accuracy:.4f}")
     assert accuracy < BAR
+
+
+@pytest.mark.parametrize("ci, outcome", [("true", pytest.fail.Exception), ("", pytest.skip.Exception)])
+def test_missing_real_photos_fail_under_ci_and_skip_elsewhere(tmp_path, monkeypatch, ci, outcome):
+    from conftest import require_real_photos
+
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="real photos not found"):
+        require_real_photos(tmp_path / "absent")

@@ -20,17 +20,17 @@ def test_choose_k_is_the_smallest_k_reaching_the_threshold():
 
 
 @pytest.fixture(scope="module")
-def sample_features(spark, offline_weights):
-    """Real MobileNetV2 features of data_sample/ (160 images), as a numpy matrix and a DataFrame."""
-    from conftest import SAMPLE
+def sample_features(spark, sample_run):
+    """Real MobileNetV2 features of data_sample/ (160 images), as a numpy matrix and a DataFrame.
 
-    from fruits_lib.featurize import ImageFeaturizer
-    from fruits_lib.load import read_images
+    Read from the session's CLI run (conftest ``sample_run``) rather than featurized again.
+    """
+    import pandas as pd
 
-    featurized = ImageFeaturizer(weights="offline", imageSize=96).transform(read_images(spark, str(SAMPLE)))
-    rows = featurized.select("path", "features").orderBy("path").collect()
-    matrix = np.array([r["features"].toArray() for r in rows], dtype=np.float64)
-    frame = spark.createDataFrame([(r["path"], Vectors.dense(x)) for r, x in zip(rows, matrix)],
+    published = pd.read_parquet(sample_run[0] / "features").sort_values("path")
+    matrix = np.stack(published["features"]).astype(np.float64)
+    assert matrix.shape == (160, 1280)
+    frame = spark.createDataFrame([(path, Vectors.dense(x)) for path, x in zip(published["path"], matrix)],
                                   ["path", "features"]).cache()
     return matrix, frame
 
@@ -68,3 +68,21 @@ def test_fixed_k_and_saved_model(sample_features, tmp_path):
     assert np.allclose(np.array(a), np.array(b))
     with pytest.raises(ValueError, match="between 1 and"):
         fit_pca(frame, k=10_000)
+
+
+def test_models_built_from_arrays_on_the_jvm_transform_as_spark_would(spark):
+    """Guards ``reduce._new_java_model`` (Spark internal, see its docstring): breaks on an incompatible upgrade."""
+    from fruits_lib.reduce import _pca_model, _scaler_model, truncate
+
+    mean, std = np.array([1.0, 2.0, 3.0]), np.array([0.5, 1.0, 2.0])
+    components = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
+    scaler = _scaler_model(mean, std, "x", "centred")
+    pca = _pca_model(components, np.array([0.7, 0.3]), "centred", "pca")
+    frame = spark.createDataFrame([(Vectors.dense([2.0, 4.0, 6.0]),)], ["x"])
+    row = pca.transform(scaler.transform(frame)).first()
+    assert row["centred"].toArray().tolist() == [1.0, 2.0, 3.0]  # centred only (withStd=False)
+    assert row["pca"].toArray().tolist() == [1.0, 2.0]
+    assert scaler.mean.toArray().tolist() == mean.tolist() and scaler.std.toArray().tolist() == std.tolist()
+    assert pca.explainedVariance.toArray().tolist() == [0.7, 0.3] and pca.getK() == 2
+    cut = truncate(pca, 1)
+    assert cut.pc.numCols == 1 and cut.transform(scaler.transform(frame)).first()["pca"].toArray().tolist() == [1.0]

@@ -153,22 +153,17 @@ def test_a_killed_run_never_looks_complete_and_the_next_run_recovers(tmp_path):
     assert not (output / "_runs").exists()
 
 
-def test_a_task_failing_once_is_retried_and_the_result_is_identical(tmp_path):
-    outputs = {}
+def test_a_task_failing_once_is_retried_and_the_result_is_identical(tmp_path, sample_run):
+    """The reference is the session's clean CLI run (conftest ``sample_run``: same input, weights, size)."""
     stats = tmp_path / "stats"
-    for name, extra in {"clean": {}, "retried": {"FRUITS_FAIL_FIRST_ATTEMPT_PARTITION": "1",
-                                                 "FRUITS_WORKER_STATS_DIR": str(stats),
-                                                 "AWS_SECRET_ACCESS_KEY": "FAKE-SECRET-VALUE"}}.items():
-        env = dict(os.environ, **extra)
-        if name == "clean":
-            env.pop("FRUITS_WORKER_STATS_DIR", None)
-        result = subprocess.run([sys.executable, "-m", "fruits_lib", "run", "--input", str(SAMPLE), "--output",
-                                 str(tmp_path / name), "--weights", "offline", "--image-size", "96",
-                                 "--master", "local[2,3]"], capture_output=True, text=True, cwd=ROOT, env=env,
-                                timeout=600)
-        assert result.returncode == 0, result.stderr[-2000:]
-        assert "FAKE-SECRET-VALUE" not in result.stdout + result.stderr
-        outputs[name] = tmp_path / name
+    env = dict(os.environ, FRUITS_FAIL_FIRST_ATTEMPT_PARTITION="1", FRUITS_WORKER_STATS_DIR=str(stats),
+               AWS_SECRET_ACCESS_KEY="FAKE-SECRET-VALUE")
+    result = subprocess.run([sys.executable, "-m", "fruits_lib", "run", "--input", str(SAMPLE), "--output",
+                             str(tmp_path / "retried"), "--weights", "offline", "--master", "local[2,3]"],
+                            capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "FAKE-SECRET-VALUE" not in result.stdout + result.stderr
+    outputs = {"clean": sample_run[0], "retried": tmp_path / "retried"}
     assert (stats / "injected-failure-partition-1").exists()  # the first attempt really failed
     assert "FAKE-SECRET-VALUE" not in (outputs["retried"] / "summary.json").read_text()
     clean = pd.read_parquet(outputs["clean"] / "features").set_index("path").sort_index()
@@ -176,5 +171,6 @@ def test_a_task_failing_once_is_retried_and_the_result_is_identical(tmp_path):
     assert list(clean.index) == list(retried.index) and len(clean) == 160
     assert np.abs(np.stack(clean["features"]) - np.stack(retried["features"])).max() < 1e-6
     summaries = [json.loads((outputs[n] / "summary.json").read_text()) for n in ("clean", "retried")]
-    assert [s["k"] for s in summaries][0] == summaries[1]["k"]
+    assert summaries[0]["image_size"] == summaries[1]["image_size"] == 224
+    assert summaries[0]["k"] == summaries[1]["k"]
     assert summaries[0]["images_ok"] == summaries[1]["images_ok"] == 160

@@ -1,4 +1,4 @@
-"""Benchmark harness: ``python -m fruits_lib.bench`` (issue 5).
+"""Benchmark harness: ``python -m bench`` or ``make bench`` (issue 5), run from a checkout.
 
 One command, one run, one machine: it measures the pipeline end to end through its CLI,
 a plain single-process Keras loop over the same files, pure inference on pre-decoded arrays,
@@ -204,7 +204,7 @@ def run_pipeline(name: str, input_dir: Path, work: Path, args, image_size: int, 
     output, stats = work / "out" / name, work / "stats" / name
     for folder in (output, stats):
         shutil.rmtree(folder, ignore_errors=True)
-    entry = ["fruits_lib.bench", "--ablate", ablate, "--"] if ablate else ["fruits_lib"]
+    entry = ["bench", "--ablate", ablate, "--"] if ablate else ["fruits_lib"]
     cmd = [sys.executable, "-m", *entry, "run", "--input", str(input_dir), "--output", str(output),
            "--weights", args.weights, "--image-size", str(image_size), "--batch-size", str(args.batch_size),
            "--engine", args.engine, "--master", args.master, "--overwrite"]
@@ -237,7 +237,7 @@ def run_plain_loop(name: str, input_dir: Path, work: Path, args, image_size: int
     """The reference: one Python process, plain Keras loop, same files, weights and image size."""
     output = work / "out" / f"{name}.parquet"
     report = work / "out" / f"{name}.json"
-    cmd = [sys.executable, "-m", "fruits_lib.bench", "--plain-loop", "--input", str(input_dir),
+    cmd = [sys.executable, "-m", "bench", "--plain-loop", "--input", str(input_dir),
            "--plain-output", str(output), "--json-out", str(report), "--image-size", str(image_size),
            "--batch-size", str(args.batch_size), "--weights", args.weights]
     measured = run_timed(cmd, work / "logs" / f"{name}.log")
@@ -251,7 +251,7 @@ def run_plain_loop(name: str, input_dir: Path, work: Path, args, image_size: int
 def run_pure_inference(work: Path, args, input_dir: Path, image_size: int, configs: str, tag: str) -> dict:
     """Pure inference on pre-decoded arrays (one subprocess measures every config in ``configs``)."""
     report = work / "out" / f"pure-{tag}.json"
-    cmd = [sys.executable, "-m", "fruits_lib.bench", "--pure-inference", configs, "--input", str(input_dir),
+    cmd = [sys.executable, "-m", "bench", "--pure-inference", configs, "--input", str(input_dir),
            "--image-size", str(image_size), "--batch-size", str(args.batch_size), "--weights", args.weights,
            "--pure-seconds", str(args.pure_seconds), "--json-out", str(report)]
     measured = run_timed(cmd, work / "logs" / f"pure-{tag}.log")
@@ -270,7 +270,7 @@ def run_pure_parallel(work: Path, args, input_dir: Path, image_size: int, proces
     for i in range(processes):
         report = work / "out" / f"pure-parallel-{i}.json"
         reports.append(report)
-        cmd = [sys.executable, "-m", "fruits_lib.bench", "--pure-inference", "tflite:1", "--input",
+        cmd = [sys.executable, "-m", "bench", "--pure-inference", "tflite:1", "--input",
                str(input_dir), "--image-size", str(image_size), "--batch-size", str(args.batch_size),
                "--weights", args.weights, "--pure-seconds", str(args.pure_seconds), "--json-out", str(report),
                "--start-at", str(start_at)]
@@ -290,7 +290,7 @@ def run_pure_parallel(work: Path, args, input_dir: Path, image_size: int, proces
 
 def run_pca_compare(work: Path, args, features: str) -> dict:
     report = work / "out" / "pca-compare.json"
-    cmd = [sys.executable, "-m", "fruits_lib.bench", "--pca-compare", "--features", features,
+    cmd = [sys.executable, "-m", "bench", "--pca-compare", "--features", features,
            "--master", args.master, "--pca-solvers", args.pca_solvers, "--json-out", str(report)]
     measured = run_timed(cmd, work / "logs" / "pca-compare.log")
     return {**json.loads(report.read_text()), "process_wall_s": measured["wall_s"]}
@@ -301,7 +301,7 @@ def run_build_times(work: Path, args, image_size: int) -> dict:
     found = {}
     for name, extra in (("litert", []), ("tf_lite", ["--tf-lite"])):
         report = work / "out" / f"build-{name}.json"
-        cmd = [sys.executable, "-m", "fruits_lib.bench", "--build-time", *extra, "--image-size", str(image_size),
+        cmd = [sys.executable, "-m", "bench", "--build-time", *extra, "--image-size", str(image_size),
                "--weights", args.weights, "--json-out", str(report)]
         measured = run_timed(cmd, work / "logs" / f"build-{name}.log")
         found[name] = {**json.loads(report.read_text()), "process_wall_s": measured["wall_s"]}
@@ -474,12 +474,6 @@ def pure_inference(args) -> None:
     Path(args.json_out).write_text(json.dumps(report))
 
 
-def _tf_lite_interpreter():
-    import tensorflow as tf
-
-    return tf.lite.Interpreter
-
-
 def build_time(args) -> None:
     """Seconds from a fresh interpreter to a ready TFLite predict function, as a Python worker pays.
 
@@ -493,10 +487,8 @@ def build_time(args) -> None:
     from fruits_lib import featurize
     from fruits_lib.weights import resolve_weights
 
-    if args.tf_lite:
-        featurize._interpreter_class = _tf_lite_interpreter
     model = featurize.tflite_model(resolve_weights(args.weights), args.image_size)
-    featurize.tflite_predict(model, 1)
+    featurize.tflite_predict(model, 1, interpreter="tf.lite" if args.tf_lite else "litert")
     report = {"seconds": round(time.perf_counter() - started, 3), "tensorflow_imported": "tensorflow" in sys.modules,
               "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
     Path(args.json_out).write_text(json.dumps(report))
@@ -559,37 +551,42 @@ ABLATIONS = {
 }
 
 
-def _apply_ablation(name: str) -> None:
-    """Switch one lever back off in this process, before the pipeline runs (driver-side levers)."""
-    from fruits_lib import load, session
+def ablation_levers(names: list) -> dict:
+    """Keyword arguments of ``fruits_lib.pipeline.run`` that switch the named levers back off.
 
-    if name.startswith("conf:"):  # experiments: conf:KEY=VALUE overrides a local Spark default
-        key, _, value = name[5:].partition("=")
-        session.LOCAL_DEFAULTS[key] = value
-    elif name == "listing":
-        def count_with_job(spark, path):
-            files = load.list_files(spark, path).cache()
-            counts = load.count_listed(files)
-            files.unpersist()
-            return counts
+    Every lever is a real parameter of the library (``count_method``, ``local_defaults``): an
+    ablation is the same call with other arguments, nothing in the library is patched.
+    """
+    from fruits_lib.session import LOCAL_DEFAULTS
 
-        load.count_files = count_with_job
-    elif name == "arrow_batch":
-        session.LOCAL_DEFAULTS["spark.sql.execution.arrow.maxRecordsPerBatch"] = "10000"
-    elif name == "jit":
-        session.LOCAL_DEFAULTS.pop("spark.driver.extraJavaOptions", None)
-    else:
-        raise SystemExit(f"unknown ablation {name!r}: one of {', '.join(ABLATIONS)}")
+    defaults, levers = dict(LOCAL_DEFAULTS), {}
+    for name in names:
+        if name.startswith("conf:"):  # experiments: conf:KEY=VALUE overrides a local Spark default
+            key, _, value = name[5:].partition("=")
+            defaults[key] = value
+        elif name == "listing":
+            levers["count_method"] = "job"
+        elif name == "arrow_batch":
+            defaults["spark.sql.execution.arrow.maxRecordsPerBatch"] = "10000"
+        elif name == "jit":
+            defaults.pop("spark.driver.extraJavaOptions", None)
+        else:
+            raise SystemExit(f"unknown ablation {name!r}: one of {', '.join(ABLATIONS)}")
+    if defaults != LOCAL_DEFAULTS:
+        levers["local_defaults"] = defaults
+    return levers
 
 
 def ablated_cli(argv: list) -> None:
-    """``--ablate NAME[,NAME] -- run ...``: the CLI with some levers switched off (see ABLATIONS)."""
+    """``--ablate NAME[,NAME] -- run ...``: the CLI's ``run`` with some levers switched off (see ABLATIONS)."""
     names, rest = argv[0], argv[2:] if argv[1:2] == ["--"] else argv[1:]
-    for name in filter(None, names.split(",")):
-        _apply_ablation(name)
-    from fruits_lib.cli import main as cli_main
+    levers = ablation_levers(list(filter(None, names.split(","))))
+    from fruits_lib import cli
 
-    cli_main(rest)
+    args = cli.build_parser().parse_args(rest)
+    if args.command != "run":
+        raise SystemExit("--ablate applies to the run command only")
+    sys.exit(cli._run(args, **levers))
 
 
 # ------------------------------------------------------------------ harness
@@ -680,7 +677,7 @@ def harness(args) -> dict:
           f"{args.master}; load {_load()}", flush=True)
 
     results: dict = {
-        "schema": 1, "command": " ".join(["python -m fruits_lib.bench"] + sys.argv[1:]), "started_at": started,
+        "schema": 1, "command": " ".join(["python -m bench"] + sys.argv[1:]), "started_at": started,
         "machine": _machine(), "versions": _versions(),
         "config": {"input": str(source), "input_images": len(images), "image_size": args.image_size,
                    "sizes": sizes, "study_sizes": study, "master": args.master, "engine": args.engine,
@@ -972,7 +969,7 @@ def plot(results: dict, path: Path) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m fruits_lib.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--input", default=DEFAULT_INPUT, help=f"image folder (default: {DEFAULT_INPUT})")
     parser.add_argument("--sizes", default="500,1000,2000,4000", help="N for the scaling runs")
     parser.add_argument("--image-size", type=int, default=224, help="network input side in pixels")
