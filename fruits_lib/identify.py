@@ -86,11 +86,16 @@ def identify(spark, model: PipelineModel, targets: list, top: int = 3):
     for row in ok.unionByName(failed).orderBy("path").toLocalIterator():
         seen.add(load.canonical(row["path"]))
         if row["error"] is not None:
-            yield Identification(row["path"], error=row["error"])
+            yield Identification(_shown(row["path"]), error=row["error"])
             continue
         probabilities = np.asarray(row["probability"])
         order = np.argsort(-probabilities, kind="stable")[:top]
-        yield Identification(row["path"], top=[(labels[i], float(probabilities[i])) for i in order])
+        yield Identification(_shown(row["path"]), top=[(labels[i], float(probabilities[i])) for i in order])
     for uri in listed:  # Spark's file sources skip zero-byte files: they still get an answer
         if load.canonical(uri) not in seen:
-            yield Identification(load.canonical(uri), error="empty file (0 bytes)")
+            yield Identification(_shown(load.canonical(uri)), error="empty file (0 bytes)")
+
+
+def _shown(path: str) -> str:
+    """A local file as a plain path (Spark spells it ``file:/...``); URIs as they are."""
+    return path[len("file:"):] if path.startswith("file:/") else path
