@@ -23,6 +23,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
+from py4j.protocol import Py4JJavaError
 from pyspark import keyword_only
 from pyspark.ml import Transformer
 from pyspark.ml.functions import array_to_vector
@@ -491,8 +492,13 @@ class FeaturizerReader(DefaultParamsReader):
         if not (fs.exists(network) and fs.exists(manifest_path)):
             raise TamperedModelError(f"saved featurizer {path} has no bundled network ({NETWORK_FILE}); "
                                      "re-save it with this version of fruits_lib")
-        manifest = json.loads(fs.read_bytes(manifest_path).decode())
-        data = fs.read_bytes(network)
+        try:
+            manifest = json.loads(fs.read_bytes(manifest_path).decode())
+            data = fs.read_bytes(network)
+        except Py4JJavaError as exc:  # e.g. Hadoop's local .crc check fires before our sha256 one
+            reason = str(exc.java_exception).splitlines()[0]
+            raise TamperedModelError(f"refusing model {path}: cannot read its bundled network ({reason}) "
+                                     "(altered file)") from None
         digest = hashlib.sha256(data).hexdigest()
         if digest != manifest.get("file_sha256"):
             raise TamperedModelError(f"refusing model {path}: {NETWORK_FILE} has sha256 {digest[:12]}..., "
