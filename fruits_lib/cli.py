@@ -87,7 +87,7 @@ TRAIN_EXAMPLES = """examples:
   fruits train --features s3://my-bucket/fruits/out --model s3://my-bucket/fruits/model --holdout 0.25
 exit codes: 0 trained and saved, 2 not a finished run, model already there, bad option (one-line message)"""
 IDENTIFY_EXAMPLES = """examples:
-  fruits identify --model models/fruits ../shared/data/fruits360-subset/Training/apple/r_0_100.jpg
+  fruits identify --model models/fruits ../shared/data/fruits360-subset/Training/apple/0_100.jpg
   fruits identify --model models/fruits photos/ --top 1 --json
   fruits identify --model s3://my-bucket/fruits/model s3://my-bucket/fruits/new-photos/
 exit codes: 0 at least one image identified (unreadable files are listed with their reason),
