@@ -75,8 +75,10 @@ def identify(spark, model: PipelineModel, targets: list, top: int = 3):
     frame, listed = _inputs(spark, targets)
     featurizer, rest = model.stages[0], PipelineModel(model.stages[1:])
     labels = list(model.stages[-1].getLabels())
-    featurized = featurizer.transform(frame.select("path", "content"))
     error_col = featurizer.getOrDefault("errorCol")
+    # persisted without the bytes: the two branches below would otherwise run the network twice per image
+    featurized = (featurizer.transform(frame.select("path", "content"))
+                  .select("path", featurizer.getOutputCol(), error_col).persist())
     ok = rest.transform(featurized.filter(F.col(error_col).isNull()))
     ok = ok.select("path", F.lit(None).cast("string").alias("error"),
                    vector_to_array("probability").alias("probability"))
@@ -91,6 +93,7 @@ def identify(spark, model: PipelineModel, targets: list, top: int = 3):
         probabilities = np.asarray(row["probability"])
         order = np.argsort(-probabilities, kind="stable")[:top]
         yield Identification(_shown(row["path"]), top=[(labels[i], float(probabilities[i])) for i in order])
+    featurized.unpersist()
     for uri in listed:  # Spark's file sources skip zero-byte files: they still get an answer
         if load.canonical(uri) not in seen:
             yield Identification(_shown(load.canonical(uri)), error="empty file (0 bytes)")
