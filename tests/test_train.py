@@ -56,7 +56,8 @@ def test_train_saves_one_pipeline_model_and_its_metrics(trained, classifier_run,
     assert metrics["n_train"] == 60 and metrics["n_test"] == 20
     assert metrics["weights"]["sha256"] == offline_weights.sha256 and metrics["image_size"] == 224
     assert metrics["labels"] == list(LABELS) and set(metrics["per_class"]) == set(LABELS)
-    assert metrics["classifier"]["regParam"] in metrics["classifier"]["cv_log_loss_by_regParam"]
+    scores = metrics["classifier"]["cv_log_loss_by_regParam"]  # JSON keys are strings
+    assert str(metrics["classifier"]["regParam"]) == min(scores, key=scores.get)  # the lowest CV log-loss won
     assert (model_dir / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (model_dir / "labels.txt").read_text().split() == list(LABELS)
     predictions = pd.read_csv(model_dir / "test_predictions.csv")
