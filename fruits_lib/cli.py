@@ -1,4 +1,4 @@
-"""Command line: ``python -m fruits_lib run|make-sample|fetch-weights``, a thin layer over the library."""
+"""Command line: ``python -m fruits_lib run|train|identify|export|make-sample|fetch-weights`` (or ``fruits ...``), a thin layer over the library."""
 
 from __future__ import annotations
 
@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pca-reuse", action="store_true",
                      help="in incremental mode, project new images with the saved PCA instead of refitting")
 
+    _add_classifier_commands(commands)
+
     sample = commands.add_parser("make-sample", help="(re)generate the synthetic Fruits-360-like sample")
     sample.add_argument("--output", default="data_sample", help="folder to write (default: data_sample)")
     sample.add_argument("--per-class", type=_positive, default=20, help="images per class (default: 20)")
@@ -77,6 +79,121 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--image-size", type=_positive, default=224,
                        help="also prepare the TFLite model for this input size (default: 224)")
     return parser
+
+
+TRAIN_EXAMPLES = """examples:
+  fruits run --input ../shared/data/fruits360-subset/Training --output out/real --weights offline
+  fruits train --features out/real --model models/fruits
+  fruits train --features s3://my-bucket/fruits/out --model s3://my-bucket/fruits/model --holdout 0.25
+exit codes: 0 trained and saved, 2 not a finished run, model already there, bad option (one-line message)"""
+IDENTIFY_EXAMPLES = """examples:
+  fruits identify --model models/fruits ../shared/data/fruits360-subset/Training/apple/0_100.jpg
+  fruits identify --model models/fruits photos/ --top 1 --json
+  fruits identify --model s3://my-bucket/fruits/model s3://my-bucket/fruits/new-photos/
+exit codes: 0 at least one image identified (unreadable files are listed with their reason),
+            1 no image could be identified, 2 missing/altered model or input (one-line message)"""
+EXPORT_EXAMPLES = """examples:
+  fruits export --model models/fruits --out fruits.tflite
+input: float32 (1, 224, 224, 3) RGB in [0, 255], the photo padded to a square on white then resized
+(as fruits_lib.featurize.decode_image does); output: (1, classes) probabilities, in labels.txt's order.
+exit codes: 0 exported, 2 missing/altered model or unwritable output (one-line message)"""
+
+
+def _add_classifier_commands(commands) -> None:
+    raw = argparse.RawDescriptionHelpFormatter
+    train = commands.add_parser(
+        "train", help="train a fruit classifier on a finished run and save the whole model",
+        description="Read the pca/ (or, with --pca-k, the features/) of a finished run, hold out a stratified "
+                    "share of each label, choose the L2 strength of a multinomial logistic regression by "
+                    "cross-validation on the rest, and save ONE Spark ML PipelineModel (featurizer with its "
+                    "network, centring, PCA, classifier, label decoding) at MODEL, with metrics.json, "
+                    "confusion_matrix.png, labels.txt and test_predictions.csv.",
+        epilog=TRAIN_EXAMPLES, formatter_class=raw)
+    train.add_argument("--features", required=True, metavar="OUT", help="output folder of a finished `run`")
+    train.add_argument("--model", required=True, help="folder to save the model to (local, hdfs:// or s3://)")
+    train.add_argument("--holdout", type=float, default=0.2, help="share of each label held out (default: 0.2)")
+    train.add_argument("--seed", type=int, default=0, help="seed of the split and the folds (default: 0)")
+    train.add_argument("--pca-k", type=_positive,
+                       help="refit the PCA at K components on the training part's features/ instead of "
+                            "reusing the run's pca/")
+    train.add_argument("--overwrite", action="store_true", help="replace a model already at MODEL")
+    train.add_argument("--master", help="Spark master (default: local[*]; under spark-submit, its own)")
+
+    identify = commands.add_parser(
+        "identify", help="name the fruit in photos with a trained model (top-k labels and probabilities)",
+        description="Apply a model saved by `train` to each image file under the given photos, folders or "
+                    "s3:// prefixes (read with Spark) and print its top-k labels with probabilities.",
+        epilog=IDENTIFY_EXAMPLES, formatter_class=raw)
+    identify.add_argument("--model", required=True, help="folder written by `train --model`")
+    identify.add_argument("inputs", nargs="+", metavar="PHOTO_OR_FOLDER_OR_URI", help="files, folders or URIs")
+    identify.add_argument("--top", type=_positive, default=3, help="labels shown per image (default: 3)")
+    identify.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
+    identify.add_argument("--master", help="Spark master (default: local[*]; under spark-submit, its own)")
+
+    export = commands.add_parser(
+        "export", help="fold the trained model into one TFLite file for the app, with labels.txt",
+        description="Fold MobileNetV2, centring, PCA and the logistic regression of a model saved by `train` "
+                    "into one TFLite file (image in, class probabilities out) and write labels.txt beside it.",
+        epilog=EXPORT_EXAMPLES, formatter_class=raw)
+    export.add_argument("--model", required=True, help="folder written by `train --model`")
+    export.add_argument("--out", required=True, help="the .tflite file to write (local)")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    export.add_argument("--master", help="Spark master used to load the model (default: local[1])")
+
+
+def _train(args) -> int:
+    from fruits_lib.load import normalize_path
+    from fruits_lib.session import get_spark
+    from fruits_lib.train import train
+
+    spark = get_spark(args.master)
+    result = train(spark, normalize_path(args.features), normalize_path(args.model), holdout=args.holdout,
+                   seed=args.seed, pca_k=args.pca_k, overwrite=args.overwrite,
+                   log=lambda message: print(message, flush=True))
+    metrics = result.metrics
+    print(f"model saved at {result.model_path} (featurizer -> centring -> PCA k={metrics['k']} -> logistic "
+          f"regression -> labels; network bundled)")
+    print(f"  hold-out  accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f} on "
+          f"{metrics['n_test']} images ({metrics['n_train']} trained on)")
+    for label, row in metrics["per_class"].items():
+        print(f"  {label:<12} precision {row['precision']:.3f}  recall {row['recall']:.3f}  (n = {row['support']})")
+    return 0
+
+
+def _identify(args) -> int:
+    import json
+
+    from fruits_lib.identify import identify, load_model
+    from fruits_lib.session import get_spark
+
+    spark = get_spark(args.master)
+    model = load_model(spark, args.model)
+    identified = failed = 0
+    for answer in identify(spark, model, args.inputs, top=args.top):
+        print(json.dumps(answer.as_dict()) if args.json else answer.line(), flush=True)
+        failed += answer.error is not None
+        identified += answer.error is None
+    print(f"{identified} identified, {failed} not identified", file=sys.stderr)
+    if not identified:
+        print("fruits: no image could be identified" if failed else "fruits: no file found", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _export(args) -> int:
+    from fruits_lib.export import export, single_image_latency
+    from fruits_lib.identify import load_model
+    from fruits_lib.session import get_spark
+
+    spark = get_spark(args.master or "local[1]")
+    result = export(load_model(spark, args.model), args.out, overwrite=args.overwrite)
+    latency = single_image_latency(result["path"])
+    print(f"wrote {result['path']} ({result['bytes'] / 1e6:.1f} MB, sha256 {result['sha256'][:12]}...) and "
+          f"{result['labels_path']} ({', '.join(result['labels'])})")
+    print(f"  input float32 {result['input']} RGB in [0, 255]; output {len(result['labels'])} probabilities")
+    print(f"  single-image latency on this machine: median {latency['median_ms']} ms, p90 {latency['p90_ms']} ms "
+          f"({latency['runs']} runs, {latency['threads']} thread)")
+    return 0
 
 
 def _print_summary(summary: dict) -> None:
@@ -147,7 +264,8 @@ def main(argv=None) -> None:
     """Entry point; exits with 0, 1 (nothing processed) or 2 (a one-line configuration error)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
-    handlers = {"run": _run, "make-sample": _sample, "fetch-weights": _fetch}
+    handlers = {"run": _run, "train": _train, "identify": _identify, "export": _export, "make-sample": _sample,
+                "fetch-weights": _fetch}
     try:
         code = handlers[args.command](args)
     except (FruitsError, ValueError) as exc:

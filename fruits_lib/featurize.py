@@ -12,6 +12,7 @@ get a null feature vector and a readable reason in ``errorCol``: nothing is drop
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -22,18 +23,25 @@ from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
+from py4j.protocol import Py4JJavaError
 from pyspark import keyword_only
 from pyspark.ml import Transformer
 from pyspark.ml.functions import array_to_vector
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import HasInputCol, HasOutputCol
-from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable
+from pyspark.ml.util import (
+    DefaultParamsReadable,
+    DefaultParamsReader,
+    DefaultParamsWritable,
+    DefaultParamsWriter,
+)
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
-from fruits_lib.weights import FEATURE_DIM, Weights, build_model, cache_dir, resolve_weights
+from fruits_lib.errors import WeightsError
+from fruits_lib.weights import FEATURE_DIM, Weights, build_model, cache_dir, resolve_weights, weights_sha256
 
 TFLITE_INVOKE_BATCH = 1  # images per TFLite invoke: ~10-25% faster than 32 on one core (docs/performance.md)
 MAX_DECODED_PIXELS = 40_000_000  # ~120 MB of RGB: larger images are reported, never decoded
@@ -412,7 +420,8 @@ def broadcast_model(spark: SparkSession, weights: Weights, engine: str, image_si
 class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReadable, DefaultParamsWritable):
     """Spark ML Transformer: image bytes (``inputCol``) -> MobileNetV2 features as a Vector.
 
-    Composes with ``PCA`` in a ``Pipeline`` and saves/loads like any Spark ML stage.
+    Composes with ``PCA`` in a ``Pipeline`` and saves/loads like any Spark ML stage; the saved
+    directory carries the network's weights (sha256-checked at load, see :class:`FeaturizerWriter`).
     Rows whose image cannot be decoded get a null ``outputCol`` and their reason in
     ``errorCol`` (``handleInvalid='keep'``), are dropped (``'skip'``) or fail the job (``'error'``).
     """
@@ -490,5 +499,81 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReada
         return featurized
 
 
+    def write(self) -> FeaturizerWriter:
+        return FeaturizerWriter(self)
+
+    @classmethod
+    def read(cls) -> FeaturizerReader:
+        return FeaturizerReader(cls)
+
+
+# ---------------------------------------------------------------- persistence: the network travels inside
+NETWORK_FILE = "network/weights.npz"  # the get_weights() arrays, as weights.py caches them
+NETWORK_MANIFEST = "network/manifest.json"  # the file's sha256, the weights' sha256, the source's name
+
+
+class TamperedModelError(WeightsError):
+    """A saved featurizer whose bundled network is missing or does not match its recorded sha256."""
+
+
+class FeaturizerWriter(DefaultParamsWriter):
+    """Saves the params (Spark's metadata) plus the weight arrays and a manifest with their sha256.
+
+    A loaded model then needs neither the original source (``offline``, a download, a local file)
+    nor internet: what the featurizer runs is what was trained with.
+    """
+
+    def saveImpl(self, path: str) -> None:
+        from fruits_lib.write import FileSystem, join
+
+        weights = self.instance.resolved_weights()  # also records weightsSha256 in the metadata
+        super().saveImpl(path)
+        buffer = io.BytesIO()
+        np.savez(buffer, *weights.arrays)
+        data = buffer.getvalue()
+        manifest = {"file": os.path.basename(NETWORK_FILE), "file_sha256": hashlib.sha256(data).hexdigest(),
+                    "bytes": len(data), "weights_sha256": weights.sha256, "source": weights.source,
+                    "image_size": self.instance.getOrDefault(self.instance.imageSize)}
+        fs = FileSystem(self.sparkSession)
+        fs.write_bytes(join(path, NETWORK_FILE), data)
+        fs.write_bytes(join(path, NETWORK_MANIFEST), json.dumps(manifest, indent=2).encode())
+
+
+class FeaturizerReader(DefaultParamsReader):
+    """Loads the params, then the bundled weights, refusing them unless both sha256 match."""
+
+    def load(self, path: str) -> ImageFeaturizer:
+        from fruits_lib.write import FileSystem, join
+
+        instance = super().load(path)
+        fs = FileSystem(self.sparkSession)
+        network, manifest_path = join(path, NETWORK_FILE), join(path, NETWORK_MANIFEST)
+        if not (fs.exists(network) and fs.exists(manifest_path)):
+            raise TamperedModelError(f"saved featurizer {path} has no bundled network ({NETWORK_FILE}); "
+                                     "re-save it with this version of fruits_lib")
+        try:
+            manifest = json.loads(fs.read_bytes(manifest_path).decode())
+            data = fs.read_bytes(network)
+        except Py4JJavaError as exc:  # e.g. Hadoop's local .crc check fires before our sha256 one
+            reason = str(exc.java_exception).splitlines()[0]
+            raise TamperedModelError(f"refusing model {path}: cannot read its bundled network ({reason}) "
+                                     "(altered file)") from None
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != manifest.get("file_sha256"):
+            raise TamperedModelError(f"refusing model {path}: {NETWORK_FILE} has sha256 {digest[:12]}..., "
+                                     f"the manifest says {str(manifest.get('file_sha256'))[:12]}... (altered file)")
+        with np.load(io.BytesIO(data)) as archive:
+            arrays = [archive[f"arr_{i}"] for i in range(len(archive.files))]
+        expected = instance.getOrDefault(instance.weightsSha256) if instance.isDefined(instance.weightsSha256) else None
+        actual = weights_sha256(arrays)
+        if actual != manifest.get("weights_sha256") or (expected and actual != expected):
+            raise TamperedModelError(f"refusing model {path}: its bundled weights (sha256 {actual[:12]}...) are "
+                                     "not the ones it was saved with (altered file)")
+        instance._weights_cache = Weights(arrays, f"{manifest.get('source')} (bundled in {path})", actual)
+        instance._set(weightsSha256=actual)
+        return instance
+
+
 __all__ = ["FEATURE_DIM", "ImageFeaturizer", "ImageDecodeError", "decode_image", "featurize_images",
-           "preprocess", "broadcast_model", "model_key", "read_model_loads", "tflite_model", "tflite_predict"]
+           "preprocess", "broadcast_model", "model_key", "read_model_loads", "tflite_model", "tflite_predict",
+           "FeaturizerWriter", "FeaturizerReader", "TamperedModelError"]

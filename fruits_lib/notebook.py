@@ -253,3 +253,30 @@ def check_region(region: str) -> str:
     if region not in EU_REGIONS:
         raise ValueError(f"region {region!r} is not an EU region (GDPR); use one of {', '.join(EU_REGIONS)}")
     return region
+
+
+def metrics_table(metrics: dict) -> pd.DataFrame:
+    """Per-class precision, recall and F1 of a trained model (``metrics.json``), with the overall figures."""
+    table = pd.DataFrame(metrics["per_class"]).T.rename_axis("label")
+    table.loc["all (accuracy / macro)"] = [metrics["accuracy"], metrics["accuracy"], metrics["macro_f1"],
+                                           metrics["n_test"]]
+    table["support"] = table["support"].astype(int)
+    return table
+
+
+def prediction_samples(spark, predictions: pd.DataFrame, count: int = 16) -> list:
+    """``(true, predicted, bytes)`` of up to ``count`` held-out photos, every mistake first, for ``plot.prediction_grid``.
+
+    Only those few files are read (through Spark, so ``s3://`` works as well as a local path).
+    """
+    from fruits_lib import load
+
+    wrong = predictions[predictions["label"] != predictions["predicted"]]
+    right = predictions[predictions["label"] == predictions["predicted"]]
+    chosen = pd.concat([wrong, right.groupby("label").head(max(1, count // max(1, right["label"].nunique())))])
+    chosen = chosen.head(count)
+    if chosen.empty:
+        return []
+    contents = {row["path"]: bytes(row["content"]) for row in
+                load.read_images(spark, paths=list(chosen["path"])).select("path", "content").collect()}
+    return [(row.label, row.predicted, contents[row.path]) for row in chosen.itertuples() if row.path in contents]

@@ -73,3 +73,50 @@ def to_png(fig, dpi: int = 110) -> bytes:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()
+
+
+def confusion_matrix(matrix, labels, title: str = "confusion matrix (hold-out)"):
+    """Counts of true (rows) vs predicted (columns) labels, the diagonal being the right answers."""
+    matrix = np.asarray(matrix, dtype=int)
+    side = max(4.0, 0.8 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(side + 1, side))
+    shown = ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    limit = matrix.max() / 2 if matrix.size else 0
+    for (row, column), count in np.ndenumerate(matrix):
+        ax.text(column, row, str(count), ha="center", va="center",
+                color="white" if count > limit else ("#b2182b" if row != column and count else "black"))
+    fig.colorbar(shown, ax=ax, fraction=0.046)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def prediction_grid(images, columns: int = 6, size: int = 100):
+    """Images (``(true label, predicted label, bytes)``) titled ``predicted (true)``; mistakes framed in red."""
+    from PIL import Image
+
+    images = list(images)
+    rows = max(1, int(np.ceil(len(images) / columns)))
+    fig, axes = plt.subplots(rows, columns, figsize=(1.9 * columns, 2.1 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (true, predicted, content) in zip(axes.flat, images):
+        picture = Image.open(io.BytesIO(content)).convert("RGB")
+        picture.thumbnail((size, size))
+        ax.imshow(picture)
+        wrong = true != predicted
+        ax.set_title(f"{predicted}\n(true: {true})" if wrong else predicted, fontsize=9,
+                     color="#b2182b" if wrong else "black", fontweight="bold" if wrong else "normal")
+        if wrong:  # a red frame: axis("off") hid the spines, so draw them back
+            ax.axis("on")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_edgecolor("#b2182b")
+                spine.set_linewidth(3)
+    fig.tight_layout()
+    return fig

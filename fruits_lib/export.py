@@ -1,0 +1,127 @@
+"""Export a trained model (``fruits train``) as ONE TFLite file for the app, with ``labels.txt`` beside it.
+
+The Keras model folded into it is: input ``(1, size, size, 3)`` float32 RGB in [0, 255] (the photo
+padded to a square on white and resized, as :func:`fruits_lib.featurize.decode_image` does) ->
+MobileNetV2's scaling to [-1, 1] -> MobileNetV2 (the model's bundled weights, average-pooled to 1280)
+-> ``Dense(k)`` holding the centring and PCA (``(x - mean) @ components``) -> ``Dense(classes)``
+holding the logistic regression (coefficients, intercepts) -> softmax. Output: ``(1, classes)``
+probabilities in the order of ``labels.txt``, which is the Spark model's label order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import statistics
+import time
+
+import numpy as np
+from pyspark.ml import PipelineModel
+from pyspark.ml.classification import LogisticRegressionModel
+from pyspark.ml.feature import IndexToString, PCAModel, StandardScalerModel
+
+from fruits_lib.errors import InputError, OutputError
+from fruits_lib.featurize import ImageFeaturizer, _configure_tensorflow, tflite_predict
+from fruits_lib.weights import build_model
+
+LABELS_FILE = "labels.txt"
+
+
+def _stages(model: PipelineModel) -> tuple:
+    """The five stages of a ``fruits train`` model, checked, or a one-line error."""
+    kinds = (ImageFeaturizer, StandardScalerModel, PCAModel, LogisticRegressionModel, IndexToString)
+    stages = model.stages
+    if len(stages) != len(kinds) or not all(isinstance(s, k) for s, k in zip(stages, kinds)):
+        found = " -> ".join(type(s).__name__ for s in stages)
+        raise InputError(f"expected featurizer -> centring -> PCA -> logistic regression -> labels, found {found}")
+    return stages
+
+
+def folded_matrices(model: PipelineModel) -> dict:
+    """The linear part after MobileNetV2 as plain arrays: ``pca = x @ pca_kernel + pca_bias``,
+    ``probabilities = softmax(pca @ classifier_kernel + classifier_bias)``."""
+    _, scaler, pca, classifier, decoder = _stages(model)
+    components = pca.pc.toArray()  # (1280, k): Spark's PCA projects with pc^T x
+    mean = scaler.mean.toArray() if scaler.getWithMean() else np.zeros(components.shape[0])
+    scale = 1.0 / np.where(scaler.std.toArray() > 0, scaler.std.toArray(), 1.0) if scaler.getWithStd() \
+        else np.ones(components.shape[0])
+    pca_kernel = components * scale[:, None]
+    return {
+        "pca_kernel": pca_kernel, "pca_bias": -(mean * scale) @ components,
+        "classifier_kernel": classifier.coefficientMatrix.toArray().T,  # (k, classes)
+        "classifier_bias": classifier.interceptVector.toArray(),
+        "labels": list(decoder.getLabels()),
+    }
+
+
+def keras_model(model: PipelineModel):
+    """The whole Spark model as one Keras model: image in [0, 255] -> class probabilities."""
+    import keras
+
+    featurizer = _stages(model)[0]
+    size = int(featurizer.getOrDefault("imageSize"))
+    matrices = folded_matrices(model)
+    image = keras.Input((size, size, 3), dtype="float32", name="rgb_0_255")
+    scaled = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="mobilenetv2_scaling")(image)
+    features = build_model(featurizer.resolved_weights().arrays, size)(scaled)
+    pca_layer = keras.layers.Dense(matrices["pca_kernel"].shape[1], name="centred_pca")
+    logit_layer = keras.layers.Dense(len(matrices["labels"]), name="logistic_regression")
+    logits = logit_layer(pca_layer(features))
+    probabilities = keras.layers.Softmax(name="probabilities")(logits)
+    folded = keras.Model(image, probabilities, name="fruits_classifier")
+    pca_layer.set_weights([matrices["pca_kernel"].astype(np.float32), matrices["pca_bias"].astype(np.float32)])
+    logit_layer.set_weights([matrices["classifier_kernel"].astype(np.float32),
+                             matrices["classifier_bias"].astype(np.float32)])
+    return folded
+
+
+def export(model: PipelineModel, out: str, overwrite: bool = False) -> dict:
+    """Convert ``model`` to TFLite at ``out`` (a local file) and write ``labels.txt`` beside it."""
+    if "://" in out:
+        raise OutputError(f"--out must be a local file (the app's asset), not {out}")
+    out = os.path.abspath(os.path.expanduser(out))
+    labels_path = os.path.join(os.path.dirname(out), LABELS_FILE)
+    if not overwrite and (os.path.exists(out) or os.path.exists(labels_path)):
+        raise OutputError(f"{out} or {labels_path} already exists; pass --overwrite to replace them")
+    if not os.path.isdir(os.path.dirname(out)) or not os.access(os.path.dirname(out), os.W_OK):
+        raise OutputError(f"cannot write to {os.path.dirname(out)}: not a writable folder")
+    tf = _configure_tensorflow(0)
+    folded = keras_model(model)
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+        flatbuffer = tf.lite.TFLiteConverter.from_keras_model(folded).convert()
+    labels = folded_matrices(model)["labels"]
+    for path, data in ((out, flatbuffer), (labels_path, ("\n".join(labels) + "\n").encode())):
+        partial = f"{path}.{os.getpid()}.partial"
+        with open(partial, "wb") as handle:
+            handle.write(data)
+        os.replace(partial, path)
+    size = int(_stages(model)[0].getOrDefault("imageSize"))
+    return {"path": out, "labels_path": labels_path, "bytes": len(flatbuffer), "labels": labels,
+            "sha256": hashlib.sha256(flatbuffer).hexdigest(), "input": [1, size, size, 3]}
+
+
+def tflite_classifier(path: str, threads: int = 1):
+    """``predict(pixels)``: uint8 or float RGB ``(n, size, size, 3)`` in [0, 255] -> ``(n, classes)`` probabilities."""
+    with open(path, "rb") as handle:
+        predict = tflite_predict(handle.read(), threads)
+    return lambda pixels: predict(np.asarray(pixels, dtype=np.float32))
+
+
+def single_image_latency(path: str, runs: int = 30, threads: int = 1) -> dict:
+    """Median and 90th percentile milliseconds of one image through the exported file (after a warm-up)."""
+    predict = tflite_classifier(path, threads)
+    with open(path, "rb") as handle:
+        from fruits_lib.featurize import _interpreter_class
+
+        size = _interpreter_class()(model_content=handle.read()).get_input_details()[0]["shape"][1]
+    image = np.random.default_rng(0).integers(0, 256, (1, size, size, 3)).astype(np.float32)
+    predict(image)
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        predict(image)
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return {"median_ms": round(statistics.median(times), 2), "p90_ms": round(times[int(0.9 * (runs - 1))], 2),
+            "runs": runs, "threads": threads}

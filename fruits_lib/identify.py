@@ -1,0 +1,104 @@
+"""Identify fruits: a trained model (``fruits train``) applied to photos, folders or ``s3://`` prefixes.
+
+Every argument is read through Spark's ``binaryFile`` source (a folder recursively, any file
+whatever its extension), so one local photo and a bucket of thousands go the same way. Files the
+network cannot read get their reason (e.g. "not a readable image"), never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+from pyspark.errors import AnalysisException
+from pyspark.ml import PipelineModel
+from pyspark.ml.feature import IndexToString
+from pyspark.ml.functions import vector_to_array
+from pyspark.sql import functions as F
+
+from fruits_lib import load
+from fruits_lib.errors import InputError
+from fruits_lib.featurize import ImageFeaturizer
+from fruits_lib.write import FileSystem, join
+
+
+@dataclass
+class Identification:
+    """One input file: its top labels with probabilities, or why it could not be read."""
+
+    path: str
+    top: list = field(default_factory=list)  # [(label, probability), ...], most probable first
+    error: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"path": self.path, "top": [{"label": label, "probability": round(float(p), 6)}
+                                           for label, p in self.top], "error": self.error}
+
+    def line(self) -> str:
+        if self.error:
+            return f"{self.path}: not identified ({self.error})"
+        return f"{self.path}: " + ", ".join(f"{label} {p:.1%}" for label, p in self.top)
+
+
+def load_model(spark, model_path: str) -> PipelineModel:
+    """A model saved by ``fruits train``; refused in one line if it is not one (or was altered)."""
+    path = load.normalize_path(model_path)
+    fs = FileSystem(spark)
+    if not fs.exists(join(path, "metadata")):
+        raise InputError(f"no trained model at {path} (expected the folder written by `fruits train --model`)")
+    model = PipelineModel.load(path)
+    if not isinstance(model.stages[0], ImageFeaturizer) or not isinstance(model.stages[-1], IndexToString):
+        raise InputError(f"{path} is not a classifier saved by `fruits train` (featurizer ... IndexToString)")
+    return model
+
+
+def _inputs(spark, targets: list) -> tuple:
+    """Spark's binaryFile frame over every target, and the files Spark's reader leaves out (zero bytes)."""
+    paths = [load.normalize_path(target) for target in targets]
+    for path in paths:
+        if "://" not in path and not os.path.exists(path):
+            raise InputError(f"not found: {path}")
+    reader = spark.read.format("binaryFile").option("recursiveFileLookup", "true")
+    try:
+        frame = reader.load(paths)
+        listed = frame.inputFiles()
+    except AnalysisException as exc:  # e.g. an s3:// prefix that does not exist
+        raise InputError(str(exc).strip().splitlines()[0]) from None
+    return frame, listed
+
+
+def identify(spark, model: PipelineModel, targets: list, top: int = 3):
+    """Yield an :class:`Identification` per file under ``targets``, streamed from Spark (sorted by path)."""
+    if top < 1:
+        raise ValueError(f"--top must be positive, not {top}")
+    frame, listed = _inputs(spark, targets)
+    featurizer, rest = model.stages[0], PipelineModel(model.stages[1:])
+    labels = list(model.stages[-1].getLabels())
+    error_col = featurizer.getOrDefault("errorCol")
+    # persisted without the bytes: the two branches below would otherwise run the network twice per image
+    featurized = (featurizer.transform(frame.select("path", "content"))
+                  .select("path", featurizer.getOutputCol(), error_col).persist())
+    ok = rest.transform(featurized.filter(F.col(error_col).isNull()))
+    ok = ok.select("path", F.lit(None).cast("string").alias("error"),
+                   vector_to_array("probability").alias("probability"))
+    failed = featurized.filter(F.col(error_col).isNotNull()).select(
+        "path", F.col(error_col).alias("error"), F.lit(None).cast("array<double>").alias("probability"))
+    seen = set()
+    for row in ok.unionByName(failed).orderBy("path").toLocalIterator():
+        seen.add(load.canonical(row["path"]))
+        if row["error"] is not None:
+            yield Identification(_shown(row["path"]), error=row["error"])
+            continue
+        probabilities = np.asarray(row["probability"])
+        order = np.argsort(-probabilities, kind="stable")[:top]
+        yield Identification(_shown(row["path"]), top=[(labels[i], float(probabilities[i])) for i in order])
+    featurized.unpersist()
+    for uri in listed:  # Spark's file sources skip zero-byte files: they still get an answer
+        if load.canonical(uri) not in seen:
+            yield Identification(_shown(load.canonical(uri)), error="empty file (0 bytes)")
+
+
+def _shown(path: str) -> str:
+    """A local file as a plain path (Spark spells it ``file:/...``); URIs as they are."""
+    return path[len("file:"):] if path.startswith("file:/") else path
