@@ -1,9 +1,12 @@
 """fruits_lib.reduce: the Spark ML PCA equals scikit-learn's on the same features."""
 
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 from pyspark.ml.functions import vector_to_array
 from pyspark.ml.linalg import Vectors
+from pyspark.sql import functions as F
 from sklearn.decomposition import PCA as SkPCA
 
 from fruits_lib.reduce import choose_k, fit_pca
@@ -68,3 +71,65 @@ def test_fixed_k_and_saved_model(sample_features, tmp_path):
     assert np.allclose(np.array(a), np.array(b))
     with pytest.raises(ValueError, match="between 1 and"):
         fit_pca(frame, k=10_000)
+
+
+@contextmanager
+def max_result_size(spark, size):
+    """Set ``spark.driver.maxResultSize`` on the running context for the jobs started inside.
+
+    The scheduler reads it from the SparkContext's live SparkConf for every new TaskSetManager
+    (one per stage), so it can be changed between jobs without a second session. ``spark.conf.set``
+    refuses Spark core settings, hence the SparkContext's own conf (``SparkContext._conf`` wraps
+    the JVM's). ``test_old_collect_breaks_the_driver_limit`` fails if this stops taking effect.
+    """
+    conf = spark.sparkContext._conf
+    previous = conf.get("spark.driver.maxResultSize")
+    conf.set("spark.driver.maxResultSize", size)
+    try:
+        yield
+    finally:
+        if previous is None:
+            spark.sparkContext._jsc.sc().conf().remove("spark.driver.maxResultSize")
+        else:
+            conf.set("spark.driver.maxResultSize", previous)
+
+
+@pytest.fixture(scope="module")
+def many_partitions(spark):
+    """600 x 1280 float32 features of known low-rank structure, in 400 partitions (cached as float32)."""
+    rng = np.random.default_rng(0)
+    matrix = (rng.normal(size=(600, 20)) * np.linspace(10, 1, 20)) @ rng.normal(size=(20, 1280))
+    matrix = (matrix + rng.normal(scale=0.1, size=matrix.shape)).astype(np.float32)
+    frame = spark.createDataFrame([(i, row.tolist()) for i, row in enumerate(matrix)],
+                                  "id long, features array<float>").repartition(400).cache()
+    assert frame.rdd.getNumPartitions() == 400 and frame.count() == 600
+    yield matrix.astype(np.float64), frame
+    frame.unpersist()
+
+
+def test_old_collect_breaks_the_driver_limit(spark, many_partitions):
+    """One 13 MB scatter matrix per partition collected to the driver: what fit_pca must not do."""
+    from fruits_lib.reduce import _partition_moments
+
+    _, frame = many_partitions
+    with max_result_size(spark, "64m"), pytest.raises(Exception, match="maxResultSize"):
+        frame.select(F.col("features").alias("x")).coalesce(16).mapInPandas(
+            _partition_moments, "n long, mean binary, m2 binary").collect()
+
+
+def test_pca_of_400_partitions_fits_under_a_64m_driver_result_limit(spark, many_partitions):
+    from fruits_lib.reduce import _mean_covariance, tree_depth
+
+    matrix, frame = many_partitions
+    reference = SkPCA().fit(matrix)
+    with max_result_size(spark, "64m"):
+        result = fit_pca(frame, "features", "pca", k=None, variance=0.95)
+        # 16 tasks: 16 summaries (210 MB) the tree merges on the executors before the driver sees them
+        rows, mean, covariance = _mean_covariance(frame, "features", tasks=16)
+    assert result.k == int(np.searchsorted(np.cumsum(reference.explained_variance_ratio_), 0.95 - 1e-12) + 1)
+    np.testing.assert_allclose(result.explained_variance_ratio[:30], reference.explained_variance_ratio_[:30],
+                               rtol=1e-6)
+    assert rows == 600
+    np.testing.assert_allclose(mean, matrix.mean(axis=0), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(covariance, np.cov(matrix, rowvar=False), rtol=1e-7, atol=1e-9)
+    assert [tree_depth(n) for n in (1, 2, 16, 400)] == [2, 2, 4, 9]
