@@ -63,9 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mode", choices=("full", "incremental"), default="full",
                      help="full: a clean run; incremental: only images not yet in OUTPUT (default: full)")
     run.add_argument("--overwrite", action="store_true",
-                     help="in full mode, replace results already in OUTPUT (otherwise refused)")
+                     help="replace results already in OUTPUT (otherwise refused in full mode, and in incremental "
+                          "mode when they come from other weights, image size or engine); the old results are "
+                          "deleted only once the new ones are published")
     run.add_argument("--pca-reuse", action="store_true",
                      help="in incremental mode, project new images with the saved PCA instead of refitting")
+    run.add_argument("--stale-lock-after", type=_positive, default=24 * 3600, metavar="SECONDS",
+                     help="take over OUTPUT/_lock.json left by another run once it is this old (a lock whose "
+                          "process is gone on this host is taken over at once; default: 86400)")
 
     _add_classifier_commands(commands)
 
@@ -231,7 +236,8 @@ def _run(args, **levers) -> int:
         summary = run(args.input, args.output, weights=args.weights, pca_variance=args.pca_variance,
                       pca_k=args.pca_k, image_size=args.image_size, batch_size=args.batch_size,
                       master=args.master, mode=args.mode, overwrite=args.overwrite, pca_reuse=args.pca_reuse,
-                      engine=args.engine, log=lambda message: print(message, flush=True), **levers)
+                      engine=args.engine, stale_lock_seconds=args.stale_lock_after,
+                      log=lambda message: print(message, flush=True), **levers)
     except NoImageProcessed as exc:
         print(f"fruits: {exc}", file=sys.stderr)
         return 1

@@ -3,7 +3,11 @@
 Every image file ends either in ``features/`` or in ``errors/`` with its reason
 (``images_in == images_ok + images_failed``). In ``incremental`` mode only images not
 already in ``features/`` or ``errors/`` (same path, size and modification time) are
-featurized; results of each run are a ``run=<id>`` partition, so nothing is duplicated.
+featurized; results of each run are a ``run=<id>`` partition. One truth per image: a row whose
+file changed (new size or modification time) or disappeared is dropped from ``features/``,
+``errors/`` and ``pca/`` (the partitions holding it are rewritten without it), and the changed
+file is featurized again. Adding to an output made with other weights, image size or engine
+is refused (``--overwrite`` replaces it instead).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from fruits_lib.errors import FruitsError, InputError, OutputError
 from fruits_lib.featurize import ImageFeaturizer
 from fruits_lib.progress import spark_progress
 from fruits_lib.session import cluster_info, get_spark
-from fruits_lib.write import SUMMARY, FileSystem, RunOutput
+from fruits_lib.write import STALE_LOCK_SECONDS, SUMMARY, FileSystem, RunOutput
 
 IDENTITY = ["path", "length", "modificationTime"]  # what makes an input file "already done"
 IMAGES_PER_PARTITION = 32  # fewer, larger tasks: the model is cached per worker anyway
@@ -94,7 +98,8 @@ def featurized_to_columns(featurized: DataFrame) -> DataFrame:
 def run(input_path: str, output_path: str, *, weights: str = "imagenet", pca_variance: float = 0.95,
         pca_k: int | None = None, image_size: int = 224, batch_size: int = 32, master: str | None = None,
         mode: str = "full", overwrite: bool = False, pca_reuse: bool = False, engine: str = "tflite",
-        spark=None, log=print, count_method: str = "index", local_defaults: dict | None = None) -> dict:
+        stale_lock_seconds: float = STALE_LOCK_SECONDS, spark=None, log=print, count_method: str = "index",
+        local_defaults: dict | None = None) -> dict:
     """Run the chain on ``input_path`` and publish everything under ``output_path``; returns the summary.
 
     ``count_method`` (see :func:`load.count_files`) and ``local_defaults`` (see :func:`session.get_spark`)
@@ -126,10 +131,13 @@ def run(input_path: str, output_path: str, *, weights: str = "imagenet", pca_var
     if not fs.is_dir(source):
         raise InputError(f"input folder not found: {source}")
     out = RunOutput(spark, target, run_id)
-    incremental = mode == "incremental" and out.state() != "empty"
-    for note in out.prepare(mode, overwrite):
+    for note in out.prepare(mode, overwrite, stale_lock_seconds):
         log(f"note: {note}")
     try:
+        incremental = mode == "incremental" and out.state() != "empty"
+        if incremental and not _same_model(out, resolved.sha256, image_size, engine, overwrite):
+            log(f"note: --overwrite: {target} was made with another model, it is replaced whole")
+            incremental = False
         about = {"run_id": run_id, "mode": mode, "input": source, "output": target,
                  "started_at": started_at.isoformat(timespec="seconds")}
         summary = _run_stages(spark, out, source, timer, incremental, featurizer, about, pca_variance=pca_variance,
@@ -143,6 +151,22 @@ def run(input_path: str, output_path: str, *, weights: str = "imagenet", pca_var
             f"none of the {summary['images_in']} images could be processed; reasons in {out.path('errors')}"
         )
     return summary
+
+
+def _same_model(out: RunOutput, sha256: str, image_size: int, engine: str, overwrite: bool) -> bool:
+    """Whether the output's features come from this model; a mismatch is refused unless ``overwrite``."""
+    if not out.fs.exists(out.path(SUMMARY)):
+        differences = [f"no {SUMMARY} says which model made them"]
+    else:
+        previous = out.fs.read_json(out.path(SUMMARY))
+        before = ((previous.get("weights") or {}).get("sha256"), previous.get("image_size"), previous.get("engine"))
+        differences = [f"{name} {old} (this run: {new})" for name, old, new in
+                       zip(("weights sha256", "image size", "engine"), before, (sha256, image_size, engine))
+                       if old != new]
+    if differences and not overwrite:
+        raise OutputError(f"{out.root} holds results of another model: {'; '.join(differences)}; "
+                          "use --overwrite to replace them")
+    return not differences
 
 
 def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: bool,
@@ -161,14 +185,17 @@ def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: 
             found, others = load.count_files(spark, source, count_method)
         if not found:
             raise InputError(f"no .jpg/.jpeg/.png image under {source} ({others} other files)")
-        todo, skipped = None, 0
+        todo, skipped, stale, dropped = None, 0, None, 0
         if incremental:
-            new = files.filter("is_image").join(_already_processed(spark, out), IDENTITY, "left_anti")
-            todo = [row["path"] for row in new.select("path").collect()]
+            current, existing = files.filter("is_image").select(*IDENTITY), _already_processed(spark, out)
+            todo = [row["path"] for row in current.join(existing, IDENTITY, "left_anti").select("path").collect()]
             skipped = found - len(todo)
-            files.unpersist()
+            # rows whose file changed or is gone: dropped, so each image has one row (its latest)
+            stale = existing.join(current, IDENTITY, "left_anti").cache()
+            dropped = stale.count()
         log(f"      {found} images ({others} other files ignored)"
-            + (f", {skipped} already processed, {len(todo)} new" if incremental else ""))
+            + (f", {skipped} already processed, {len(todo)} new or changed, {dropped} outdated rows dropped"
+               if incremental else ""))
 
     images_in = found - skipped
     if images_in:
@@ -199,14 +226,24 @@ def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: 
     if images_failed:
         log(f"      {images_failed} of {images_in} images could not be read: see {out.path('errors')}")
 
+    remove, moves = [], []
+    if dropped:
+        with timer("write"):
+            for name in ("features", "errors"):
+                _prune(spark, out, name, stale, IDENTITY, remove, moves)
     with timer("pca"):
         pca_summary, replace, append = _reduce(spark, out, featurizer, images_ok, incremental, pca_variance,
-                                               pca_k, pca_reuse, log)
+                                               pca_k, pca_reuse, log, stale=stale if dropped else None,
+                                               remove=remove, moves=moves)
+    if stale is not None:
+        stale.unpersist()
+        files.unpersist()
     append = (["features", "errors"] if images_in else []) + append
     summary = {
         **about,
         "images_in": images_in, "images_ok": images_ok, "images_failed": images_failed,
-        "images_skipped_already_done": skipped, "other_files_ignored": others, "labels": labels,
+        "images_skipped_already_done": skipped, "rows_dropped_outdated": dropped,
+        "other_files_ignored": others, "labels": labels,
         **pca_summary,
         "weights": {"source": resolved.source, "sha256": resolved.sha256, "bytes": resolved.nbytes},
         "image_size": image_size, "batch_size": batch_size, "engine": engine,
@@ -223,7 +260,8 @@ def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: 
         summary["images_per_second"] = round(images_in / featurize_s, 2) if featurize_s else None
         summary["outputs"] = {name: out.path(name) for name in
                               ("features", "errors", "pca", "model", "explained_variance.png", SUMMARY)}
-        out.publish(replace=replace, append=append, summary=summary, clear=not incremental)
+        out.publish(replace=replace, append=append, summary=summary, clear=not incremental, remove=remove,
+                    moves=moves)
     return summary
 
 
@@ -258,14 +296,36 @@ def _already_processed(spark, out: RunOutput) -> DataFrame:
     return frames[0].unionByName(frames[1]) if len(frames) == 2 else frames[0]
 
 
+def _prune(spark, out: RunOutput, name: str, stale: DataFrame, keys: list, remove: list, moves: list) -> None:
+    """Stage the ``name/run=X`` partitions holding ``stale`` rows again without them.
+
+    Appends to ``remove`` the published partitions to replace and to ``moves`` the staged
+    rewrites (an emptied partition is just removed); published data is untouched until publish.
+    """
+    if not out.fs.exists(out.path(name)):
+        return
+    published = spark.read.parquet(out.path(name))
+    stale_keys = stale.select(*keys).distinct()
+    affected = published.join(stale_keys, keys, "left_semi").select("run").distinct().collect()
+    for row in affected:
+        part = f"{name}/run={row['run']}"
+        frame = spark.read.parquet(out.path(part))
+        kept = frame.join(stale_keys, keys, "left_anti").select(*frame.columns)
+        kept.write.parquet(out.stage("_pruned/" + part))
+        remove.append(part)
+        if spark.read.parquet(out.stage("_pruned/" + part)).count():
+            moves.append(["_pruned/" + part, part])
+
+
 def _reduce(spark, out: RunOutput, featurizer: ImageFeaturizer, images_ok: int, incremental: bool,
-            pca_variance: float, pca_k, pca_reuse: bool, log) -> tuple:
+            pca_variance: float, pca_k, pca_reuse: bool, log, stale=None, remove=(), moves=()) -> tuple:
     """Fit (or re-apply) the PCA; stage pca/, model/ and the plot.
 
+    ``stale``: identities of published rows this run drops (their PCA rows go too).
     Returns the summary fields, the results to replace and the results to append.
     """
     new_features = out.stage("features")
-    if incremental and not images_ok and out.fs.exists(out.path(SUMMARY)):
+    if incremental and not images_ok and stale is None and out.fs.exists(out.path(SUMMARY)):
         log("[4/5] PCA: nothing new, the published PCA stands")
         previous = out.fs.read_json(out.path(SUMMARY))
         fields = {key: previous.get(key) for key in ("k", "explained_variance_ratio", "cumulative")}
@@ -277,6 +337,12 @@ def _reduce(spark, out: RunOutput, featurizer: ImageFeaturizer, images_ok: int, 
         model = PipelineModel.load(out.path("model"))
         reducer = PipelineModel(model.stages[1:])
         log(f"[4/5] PCA: re-applying the saved model ({out.path('model')}) to {images_ok} new images")
+        if stale is not None:
+            _prune(spark, out, "pca", stale, ["path"], remove, moves)
+        if not images_ok:
+            previous = out.fs.read_json(out.path(SUMMARY)) if out.fs.exists(out.path(SUMMARY)) else {}
+            return dict({key: previous.get(key) for key in ("k", "explained_variance_ratio", "cumulative")},
+                        pca="reused"), [], []
         _project(reducer, spark.read.parquet(new_features), out.stage("pca"))
         previous = out.fs.read_json(out.path(SUMMARY)) if out.fs.exists(out.path(SUMMARY)) else {}
         fields = {key: previous.get(key) for key in ("k", "explained_variance_ratio", "cumulative")}
@@ -284,12 +350,14 @@ def _reduce(spark, out: RunOutput, featurizer: ImageFeaturizer, images_ok: int, 
         return fields, [], ["pca"]
     vectors = None
     for path in sources:
-        frame = spark.read.parquet(path).select("path", "label", "features")
+        frame = spark.read.parquet(path).select(*IDENTITY, "label", "features")
+        if stale is not None and path == out.path("features"):
+            frame = frame.join(stale.select(*IDENTITY), IDENTITY, "left_anti")
         vectors = frame if vectors is None else vectors.unionByName(frame)
     if vectors is None:
         log("[4/5] PCA: no featurized image, skipped")
         return {"k": None}, [], []
-    vectors = vectors.withColumn("features", array_to_vector("features")).cache()
+    vectors = vectors.select("path", "label", "features").cache()  # array<float>: half the memory of a Vector; the fit reads it as is
     rows = vectors.count()
     if rows < 2:
         vectors.unpersist()

@@ -6,32 +6,35 @@ first (``StandardScaler(withMean=True, withStd=False)``) so projections match th
 definition of PCA (scikit-learn's) up to the sign of each component.
 
 Spark's ``PCA.fit`` does two things: a distributed pass that sums the covariance matrix, then
-a local SVD of that d x d matrix on the driver, in pure-Java LAPACK when no native BLAS is
-installed (the default here and on EMR): 7-15 s for d = 1280 whatever the number of rows.
-The default ``solver="eigh"`` does the same two steps faster: one Spark job over the partitions
-in which each Python worker sums its rows' count, mean and centred scatter matrix with numpy
-(float64, merged exactly with the parallel-variance formula), then ``numpy.linalg.eigh`` of the
-d x d covariance on the driver (~0.4 s). It also yields the mean, so the centring stage needs no
-pass of its own. The fitted stages are the regular, saveable Spark ML ``StandardScalerModel`` and
-``PCAModel`` that ``StandardScaler.fit`` and ``PCA.fit`` would give (same mean, std, components up
-to sign, explained variance). ``solver="spark"`` is the plain ``StandardScaler.fit`` + ``PCA.fit``.
-
-Beware ``solver="spark"`` on this stack (Spark 3.5.9, ``F2jLAPACK``): on the 160 x 1280 features
-of ``data_sample/`` its explained variance is wrong (first ratio 0.045 instead of 0.201, so k = 68
-instead of 39) although the covariance Spark sums is right to 1e-14; the d x d decomposition is
-what fails. On the 1,962 real photos it was right. See ``docs/critique.md``.
+a local SVD of that d x d matrix on the driver, in pure-Java LAPACK when no native LAPACK is
+installed: 7-15 s for d = 1280 whatever the number of rows.
+The default ``solver="eigh"`` does the same two steps faster: one Spark job in which each task
+sums its rows' count, mean and centred scatter matrix with numpy (float64, merged exactly with
+the parallel-variance formula), the d x d summaries being combined with ``treeAggregate`` so the
+driver receives a bounded handful of them (13 MB each for d = 1280) whatever the number of
+partitions, then ``numpy.linalg.eigh`` of the covariance on the driver (~0.4 s). It also yields
+the mean, so the centring stage needs no pass of its own. The fitted stages are the regular,
+saveable Spark ML ``StandardScalerModel`` and ``PCAModel`` that ``StandardScaler.fit`` and
+``PCA.fit`` would give (same mean, std, components up to sign, explained variance).
+``solver="spark"`` is the plain ``StandardScaler.fit`` + ``PCA.fit``. It relies on the driver JVM's LAPACK:
+with the pure-Java F2jLAPACK (no native liblapack.so.3), its ``dgesdd`` returns a wrong spectrum on the
+160 x 1280 data_sample features (first ratio 0.045 vs 0.202); right with a native LAPACK
+(``bench/spark_pca_spectrum.py``, ``docs/critique.md``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 from pyspark.ml import PipelineModel
 from pyspark.ml.feature import PCA, PCAModel, StandardScaler, StandardScalerModel
+from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.ml.linalg import DenseMatrix, DenseVector
 from pyspark.ml.wrapper import JavaWrapper
 from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
 
 
 @dataclass
@@ -69,9 +72,11 @@ def truncate(model: PCAModel, k: int) -> PCAModel:
 
 def fit_pca(features: DataFrame, input_col: str = "features", output_col: str = "pca",
             k: int | None = None, variance: float = 0.95, solver: str = "eigh") -> PCAResult:
-    """Fit centring + PCA on a Vector column; k given, or chosen to reach ``variance``.
+    """Fit centring + PCA on a Vector or array<float|double> column; k given, or chosen to reach ``variance``.
 
     Cache ``features`` first: the fit reads it (once with ``eigh``, several times with ``spark``).
+    An array<float> column can stay cached as float32 (half a Vector's size); the fitted model
+    transforms Vectors (``pyspark.ml.functions.array_to_vector``).
     ``solver``: ``eigh`` (covariance summed by Spark with numpy in the workers, eigendecomposed on
     the driver) or ``spark`` (``StandardScaler.fit`` + ``PCA.fit``).
     """
@@ -79,6 +84,8 @@ def fit_pca(features: DataFrame, input_col: str = "features", output_col: str = 
         raise ValueError(f"solver must be eigh or spark, not {solver!r}")
     centred = f"{input_col}__centred"
     if solver == "spark":
+        if _is_array(features, input_col):
+            features = features.withColumn(input_col, array_to_vector(input_col))
         scaler = StandardScaler(inputCol=input_col, outputCol=centred, withMean=True, withStd=False).fit(features)
         dimension, rows = len(scaler.mean), features.count()
         _check_rows(rows)
@@ -104,6 +111,10 @@ def _check_rows(rows: int) -> None:
         raise ValueError(f"PCA needs at least 2 featurized images, got {rows}")
 
 
+def _is_array(frame: DataFrame, column: str) -> bool:
+    return dict(frame.dtypes)[column].startswith("array")
+
+
 def _merge(a: tuple, b: tuple) -> tuple:
     """Two ``(count, mean, centred scatter)`` summaries as one (Chan et al.'s parallel formula)."""
     (n_a, mean_a, m2_a), (n_b, mean_b, m2_b) = a, b
@@ -117,7 +128,7 @@ def _merge(a: tuple, b: tuple) -> tuple:
 
 
 def _partition_moments(batches):
-    """mapInPandas body: one row per partition with its count, mean and centred scatter (float64)."""
+    """mapInPandas body: one row per task with its count, mean and centred scatter (float64)."""
     import pandas as pd
 
     total = (0, None, None)
@@ -133,18 +144,39 @@ def _partition_moments(batches):
         yield pd.DataFrame({"n": [total[0]], "mean": [total[1].tobytes()], "m2": [total[2].tobytes()]})
 
 
-def _mean_covariance(features: DataFrame, column: str) -> tuple:
-    """``(rows, mean, covariance)`` of a Vector column, in one distributed pass (see module doc)."""
-    from pyspark.ml.functions import vector_to_array
+def _summary(row) -> tuple:
+    """A ``_partition_moments`` row as ``(count, mean, scatter)`` numpy arrays."""
+    mean = np.frombuffer(row["mean"], dtype=np.float64)
+    return row["n"], mean, np.frombuffer(row["m2"], dtype=np.float64).reshape(len(mean), len(mean))
 
-    arrays = features.select(vector_to_array(column, "float64").alias("x"))
-    parts = arrays.mapInPandas(_partition_moments, "n long, mean binary, m2 binary").collect()
-    total = (0, None, None)
-    for part in parts:
-        mean = np.frombuffer(part["mean"], dtype=np.float64)
-        m2 = np.frombuffer(part["m2"], dtype=np.float64).reshape(len(mean), len(mean))
-        total = _merge(total, (part["n"], mean, m2))
-    rows, mean, m2 = total
+
+def tree_depth(summaries: int) -> int:
+    """Depth of ``treeAggregate`` that leaves at most 4 summaries to send to the driver.
+
+    PySpark's tree stops when ``n <= scale + n / scale`` with ``scale = ceil(n ** (1 / depth))``;
+    a depth of ``log2(n)`` keeps ``scale`` at 2, so n <= 4 at the end, whatever the partition count.
+    """
+    return max(2, math.ceil(math.log2(max(summaries, 2))))
+
+
+def _mean_covariance(features: DataFrame, column: str, tasks: int | None = None) -> tuple:
+    """``(rows, mean, covariance)`` of a Vector or array column, in one distributed pass.
+
+    ``tasks`` tasks (default: at most 2 per core, never more than the partitions; coalesced,
+    no shuffle) each sum their rows into one d x d summary; the summaries are merged on the
+    executors by ``treeAggregate`` so the driver receives at most 4 of them (52 MB for d = 1280),
+    whatever the number of partitions. Collecting one per partition instead passes Spark's
+    ``spark.driver.maxResultSize`` (1 GiB by default) at ~80 partitions.
+    """
+    values = F.col(column) if _is_array(features, column) else vector_to_array(column, "float64")
+    arrays = features.select(values.alias("x"))
+    partitions = arrays.rdd.getNumPartitions()
+    tasks = min(partitions, tasks or 2 * features.sparkSession.sparkContext.defaultParallelism)
+    if tasks < partitions:
+        arrays = arrays.coalesce(tasks)
+    summaries = arrays.mapInPandas(_partition_moments, "n long, mean binary, m2 binary").rdd.map(_summary)
+    depth = tree_depth(summaries.getNumPartitions())
+    rows, mean, m2 = summaries.treeAggregate((0, None, None), _merge, _merge, depth=depth)
     if not rows:
         return 0, np.zeros(0), np.zeros((0, 0))
     return rows, mean, m2 / max(rows - 1, 1)

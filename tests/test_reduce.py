@@ -1,9 +1,12 @@
 """fruits_lib.reduce: the Spark ML PCA equals scikit-learn's on the same features."""
 
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 from pyspark.ml.functions import vector_to_array
 from pyspark.ml.linalg import Vectors
+from pyspark.sql import functions as F
 from sklearn.decomposition import PCA as SkPCA
 
 from fruits_lib.reduce import choose_k, fit_pca
@@ -36,9 +39,9 @@ def sample_features(spark, sample_run):
 
 
 def test_spark_pca_matches_scikit_learn(sample_features):
-    # solver="spark" (plain PCA.fit) is left out: on these features Spark 3.5.9's d x d
-    # decomposition (F2jLAPACK) returns a wrong spectrum although its covariance is right
-    # (fruits_lib/reduce.py, docs/critique.md).
+    # solver="spark" (plain PCA.fit) is left out here: on these features its d x d SVD is wrong when the
+    # driver JVM falls back to F2jLAPACK (no native LAPACK), right with a native one
+    # (bench/spark_pca_spectrum.py); test_spark_solver_on_a_full_rank_matrix covers it.
     matrix, frame = sample_features
     result = fit_pca(frame, k=None, variance=0.95)
     reference = SkPCA().fit(matrix)
@@ -52,6 +55,17 @@ def test_spark_pca_matches_scikit_learn(sample_features):
     assert spark_points.shape == (matrix.shape[0], k)
     signs = np.sign((spark_points * sk_points).sum(axis=0))  # each component is defined up to its sign
     np.testing.assert_allclose(spark_points * signs, sk_points, atol=1e-6 * np.abs(sk_points).max())
+
+
+def test_spark_solver_on_a_full_rank_matrix(spark):
+    """solver="spark" (StandardScaler.fit + PCA.fit) on data where it is right whatever the LAPACK."""
+    matrix = np.random.default_rng(1).normal(size=(300, 12)) * np.linspace(5, 1, 12)
+    frame = spark.createDataFrame([(Vectors.dense(row),) for row in matrix], ["features"])
+    reference = SkPCA().fit(matrix).explained_variance_ratio_
+    plain, ours = (fit_pca(frame, k=None, solver=solver) for solver in ("spark", "eigh"))
+    np.testing.assert_allclose(plain.explained_variance_ratio, reference, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(plain.explained_variance_ratio, ours.explained_variance_ratio, rtol=1e-9, atol=1e-12)
+    assert plain.k == ours.k == int(np.searchsorted(np.cumsum(reference), 0.95 - 1e-12) + 1)
 
 
 def test_fixed_k_and_saved_model(sample_features, tmp_path):
@@ -86,3 +100,69 @@ def test_models_built_from_arrays_on_the_jvm_transform_as_spark_would(spark):
     assert pca.explainedVariance.toArray().tolist() == [0.7, 0.3] and pca.getK() == 2
     cut = truncate(pca, 1)
     assert cut.pc.numCols == 1 and cut.transform(scaler.transform(frame)).first()["pca"].toArray().tolist() == [1.0]
+
+
+@contextmanager
+def max_result_size(spark, size):
+    """Set ``spark.driver.maxResultSize`` on the running context for the jobs started inside.
+
+    The scheduler reads it from the SparkContext's live SparkConf for every new TaskSetManager
+    (one per stage), so it can be changed between jobs without a second session. ``spark.conf.set``
+    refuses Spark core settings, hence the SparkContext's own conf (``SparkContext._conf`` wraps
+    the JVM's). ``test_old_collect_breaks_the_driver_limit`` fails if this stops taking effect.
+    """
+    conf = spark.sparkContext._conf
+    previous = conf.get("spark.driver.maxResultSize")
+    conf.set("spark.driver.maxResultSize", size)
+    try:
+        yield
+    finally:
+        if previous is None:
+            spark.sparkContext._jsc.sc().conf().remove("spark.driver.maxResultSize")
+        else:
+            conf.set("spark.driver.maxResultSize", previous)
+
+
+@pytest.fixture(scope="module")
+def many_partitions(spark):
+    """400 x 1280 float32 features of known low-rank structure, in 400 partitions (cached as float32).
+
+    d = 1280 makes each task's scatter matrix 13 MB, as in the chain; rows are kept few (speed).
+    """
+    rng = np.random.default_rng(0)
+    matrix = (rng.normal(size=(400, 20)) * np.linspace(10, 1, 20)) @ rng.normal(size=(20, 1280))
+    matrix = (matrix + rng.normal(scale=0.1, size=matrix.shape)).astype(np.float32)
+    # repartition: the 400 partitions are made by a JVM shuffle, not by 400 Python tasks
+    frame = spark.createDataFrame([(i, row.tolist()) for i, row in enumerate(matrix)],
+                                  "id long, features array<float>").repartition(400).cache()
+    assert frame.rdd.getNumPartitions() == 400 and frame.count() == 400
+    yield matrix.astype(np.float64), frame
+    frame.unpersist()
+
+
+def test_old_collect_breaks_the_driver_limit(spark, many_partitions):
+    """One 13 MB scatter matrix per task collected to the driver (8 x 13 MB > 64m): what fit_pca must not do."""
+    from fruits_lib.reduce import _partition_moments
+
+    _, frame = many_partitions
+    with max_result_size(spark, "64m"), pytest.raises(Exception, match="maxResultSize"):
+        frame.select(F.col("features").alias("x")).coalesce(8).mapInPandas(
+            _partition_moments, "n long, mean binary, m2 binary").collect()
+
+
+def test_pca_of_400_partitions_fits_under_a_64m_driver_result_limit(spark, many_partitions):
+    from fruits_lib.reduce import _mean_covariance, tree_depth
+
+    matrix, frame = many_partitions
+    reference = SkPCA().fit(matrix)
+    with max_result_size(spark, "64m"):
+        result = fit_pca(frame, "features", "pca", k=None, variance=0.95)
+        # 8 tasks: 8 summaries (105 MB) the tree merges on the executors before the driver sees them
+        rows, mean, covariance = _mean_covariance(frame, "features", tasks=8)
+    assert result.k == int(np.searchsorted(np.cumsum(reference.explained_variance_ratio_), 0.95 - 1e-12) + 1)
+    np.testing.assert_allclose(result.explained_variance_ratio[:30], reference.explained_variance_ratio_[:30],
+                               rtol=1e-6)
+    assert rows == 400
+    np.testing.assert_allclose(mean, matrix.mean(axis=0), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(covariance, np.cov(matrix, rowvar=False), rtol=1e-7, atol=1e-9)
+    assert [tree_depth(n) for n in (1, 2, 16, 400)] == [2, 2, 4, 9]

@@ -145,10 +145,12 @@ def test_a_killed_run_never_looks_complete_and_the_next_run_recovers(tmp_path):
     assert process.returncode == -signal.SIGKILL
     assert not (output / "summary.json").exists() and not (output / "features").exists()
     assert list((output / "_runs").iterdir())  # only a staging area was left behind
+    assert json.loads((output / "_lock.json").read_text())["pid"] == process.pid  # and the dead run's lock
 
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "removed the leftovers of interrupted run" in result.stdout
+    assert "took over the lock of run" in result.stdout and "its process is gone" in result.stdout
     assert json.loads((output / "summary.json").read_text())["images_ok"] == 160
     assert not (output / "_runs").exists()
 
