@@ -5,6 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 OUTPUT ?= output/sample
 RUN    ?= $(OUTPUT)
+DECK   ?= output/slides/presentation.pptx
 
 .PHONY: setup run test lint report bench clean slides
 
@@ -41,8 +42,10 @@ report: setup
 	$(BIN)/python -m fruits_lib.report
 
 # The presentation (issue 12), from a finished run (default: make run's output): docs/architecture.png
-# (needs Graphviz's dot) and docs/presentation.pptx; also docs/presentation.pdf when LibreOffice is installed.
+# (needs Graphviz's dot) and $(DECK), plus its PDF when LibreOffice is installed. The default DECK leaves the
+# committed docs/presentation.* (the real-photo run) alone: make slides RUN=... DECK=docs/presentation.pptx.
 slides: setup
 	@command -v dot >/dev/null || { echo "make slides: Graphviz's 'dot' is missing, needed to draw docs/architecture.png: apt-get install -y graphviz" >&2; exit 1; }
 	@test -f $(RUN)/summary.json || { echo "make slides: no finished run in $(RUN) (no summary.json): run 'make run' first, or pass RUN=folder" >&2; exit 1; }
-	$(BIN)/python -m slides --run $(RUN) --out docs/presentation.pptx $$(command -v soffice >/dev/null && echo --pdf)
+	@mkdir -p $(dir $(DECK))
+	$(BIN)/python -m slides --run $(RUN) --out $(DECK) $$(command -v soffice >/dev/null && echo --pdf)

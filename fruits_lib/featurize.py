@@ -455,12 +455,17 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReada
                          imageSize=224, batchSize=32, handleInvalid="keep", engine="tflite",
                          tfThreads=0)
         self._set(**self._input_kwargs)
-        self._weights_cache = None
+        self._weights_cache, self._weights_for = None, None
 
     def resolved_weights(self) -> Weights:
-        """The weights, resolved once on the driver; a saved featurizer refuses different weights."""
-        if self._weights_cache is None:
-            weights = resolve_weights(self.getOrDefault(self.weights))
+        """The weights, resolved once on the driver; a saved featurizer refuses different weights.
+
+        A loaded featurizer uses its bundled network; setting ``weights`` to another source afterwards
+        resolves that source, which must have the sha256 it was saved with.
+        """
+        source = self.getOrDefault(self.weights)
+        if self._weights_cache is None or self._weights_for != source:
+            weights = resolve_weights(source)
             expected = self.getOrDefault(self.weightsSha256) if self.isDefined(self.weightsSha256) else None
             if expected and expected != weights.sha256:
                 raise ValueError(
@@ -468,7 +473,7 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReada
                     f"this featurizer was saved with {expected[:12]}..."
                 )
             self._set(weightsSha256=weights.sha256)
-            self._weights_cache = weights
+            self._weights_cache, self._weights_for = weights, source
         return self._weights_cache
 
     def _transform(self, dataset: DataFrame) -> DataFrame:
@@ -570,6 +575,7 @@ class FeaturizerReader(DefaultParamsReader):
             raise TamperedModelError(f"refusing model {path}: its bundled weights (sha256 {actual[:12]}...) are "
                                      "not the ones it was saved with (altered file)")
         instance._weights_cache = Weights(arrays, f"{manifest.get('source')} (bundled in {path})", actual)
+        instance._weights_for = instance.getOrDefault(instance.weights)
         instance._set(weightsSha256=actual)
         return instance
 

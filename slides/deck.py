@@ -600,7 +600,7 @@ def closing_slide(deck, src: Sources):
     slide = new_slide(deck, "Thank you: questions?")
     bullets(slide, Box(0.5, BODY_TOP, 12.3, 4.0), [
         "Code and runbooks: README.md, docs/emr.md, docs/demo.md, docs/critique.md, docs/performance.md.",
-        "Regenerate this deck: make run, then make slides (python -m slides --run OUT --out docs/presentation.pptx).",
+        "Regenerate this deck: make run, then make slides (python -m slides --run OUT --out DECK.pptx).",
         f"Run {fmt(field(s, 'run_id', 'summary.json'))}, weights {fmt(field(s, 'weights.source', 'summary.json'))}, "
         f"Spark {fmt(field(s, 'versions.spark', 'summary.json'))}, "
         f"TensorFlow {fmt(field(s, 'versions.tensorflow', 'summary.json'))}.",
