@@ -547,8 +547,8 @@ def critique_slide(deck, src: Sources):
         f"Fixed costs dominate small runs: below about {fmt(crossover, ',.0f')} images a plain script is faster.",
         f"Featurize stage at {fmt(stage)} images/s vs {fmt(compute)} images/s for the same cores' pure "
         "TFLite: JVM reading and Arrow transfers share the cores.",
-        "Spark ML's own PCA.fit returned a wrong spectrum on data_sample/ (pure-Java LAPACK): the "
-        "default solver sums moments in the workers and solves on the driver.",
+        "Spark ML's own PCA.fit is wrong on data_sample/ only with the pure-Java F2jLAPACK (no native "
+        "LAPACK): the default solver tree-aggregates moments and solves with numpy on the driver.",
         "The covariance lives on the driver (d x d): fine for MobileNetV2, not for much larger d.",
         "S3 publishing is copies, not an atomic rename; prices are approximate; "
         f"measured on one {fmt(field(b, 'machine.logical_cpus', 'bench'))}-vCPU machine.",
