@@ -14,7 +14,15 @@ from pptx.enum.text import MSO_ANCHOR, MSO_AUTO_SIZE, PP_ALIGN
 from pptx.util import Emu, Inches, Pt
 
 from slides import facts, figures
-from slides.sources import Missing, Sources, feature_dimension, field, read_pca, sample_pictures
+from slides.sources import (
+    Missing,
+    Sources,
+    feature_dimension,
+    field,
+    first_missing,
+    read_pca,
+    sample_pictures,
+)
 
 WIDTH, HEIGHT = Inches(13.333), Inches(7.5)  # 16:9
 MARGIN = Inches(0.5)
@@ -31,11 +39,6 @@ TITLE_ONLY, TITLE_SLIDE = 5, 0
 def fmt(value, spec: str = "") -> str:
     """``value`` formatted with ``spec``; a ``Missing`` value prints as "source missing: <file>"."""
     return str(value) if isinstance(value, Missing) else format(value, spec)
-
-
-def first_missing(*values):
-    """The first ``Missing`` among ``values``, else None (compare with ``is None``: a ``Missing`` is falsy)."""
-    return next((v for v in values if isinstance(v, Missing)), None)
 
 
 # ----------------------------------------------------------------------------- drawing helpers

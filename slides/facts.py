@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from slides.sources import Missing, field
+from slides.sources import Missing, field, first_missing
 
 PROJECTION_IMAGES = (1_000_000, 10_000_000)  # the volumes the issue asks about
 PROJECTION_EXTRA_CORE_NODES = 10  # a larger cluster beside the one in emr/cluster.json
@@ -63,9 +63,9 @@ def images_per_second_per_core(bench):
     """The pipeline's marginal rate per core: 1 / (slope of wall time vs N x the benchmark machine's cores)."""
     slope = field(bench, "runs.scaling_fit_wall.slope_s_per_image", "bench/results.json")
     cores = field(bench, "machine.logical_cpus", "bench/results.json")
-    for value in (slope, cores):
-        if isinstance(value, Missing):
-            return value
+    missing = first_missing(slope, cores)
+    if missing is not None:
+        return missing
     return 1.0 / (slope * cores)
 
 
@@ -73,9 +73,9 @@ def crossover_images(bench):
     """N above which the pipeline beats the plain loop, from both least-squares lines of the benchmark."""
     pipeline = field(bench, "runs.scaling_fit_wall", "bench/results.json")
     plain = field(bench, "runs.scaling_plain_fit_wall", "bench/results.json")
-    for value in (pipeline, plain):
-        if isinstance(value, Missing):
-            return value
+    missing = first_missing(pipeline, plain)
+    if missing is not None:
+        return missing
     gain = plain["slope_s_per_image"] - pipeline["slope_s_per_image"]
     if gain <= 0:
         return Missing("bench/results.json (the pipeline's slope is not below the plain loop's)")

@@ -132,3 +132,8 @@ def feature_dimension(run: Path):
             first = parquet.read_row_group(0, columns=["features"]).column("features")[0]
             return len(first.as_py())
     return Missing(_display(run / "features") + "/*.parquet")
+
+
+def first_missing(*values):
+    """The first ``Missing`` among ``values``, else None (compare with ``is None``: a ``Missing`` is falsy)."""
+    return next((v for v in values if isinstance(v, Missing)), None)
