@@ -5,14 +5,22 @@ so the broadcast weights really cross process boundaries as on EMR. Every Python
 logs its model loads and peak memory under ``WORKER_STATS`` (see fruits_lib.featurize) unless a
 test gives it a folder of its own. The real photos (``../shared``) are featurized once per session
 (``real_run``); when they are missing the tests that need them skip, or FAIL under ``CI=true``.
-data_sample/ goes through the command line once at the default size (``sample_run``): the CLI, PCA
-and retry tests read that run's outputs instead of featurizing the same 160 photos again.
+data_sample/ goes through the command line once at the default size (``sample_run``): the CLI, PCA,
+retry and slides tests read that run's outputs instead of featurizing the same 160 photos again.
+
+The command line runs in this process (``fruits``: ``cli.main`` on the session's Spark) wherever a
+fresh process proves nothing more; ``cli`` starts a real ``python -m fruits_lib`` (JVM, Spark and
+TensorFlow start-up, ~15-25 s each) only where the test is about the process itself: a killed run,
+an empty weights cache, the installed entry point's exit code and message.
 """
 
+import io
 import os
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -28,6 +36,45 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 os.environ["PYSPARK_PYTHON"] = sys.executable
 os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
 os.environ["FRUITS_WORKER_STATS_DIR"] = str(WORKER_STATS)
+
+
+class Background:
+    """Slow work that runs in processes of its own and needs nothing from this session's Spark.
+
+    The bench harness and the notebooks' kernels spend much of their time starting JVMs, kernels and
+    TensorFlow, while this session's in-process tests leave a core idle waiting on Spark jobs. A job
+    registered here (by its test module, at import) starts when collection ends, if a selected test
+    uses the fixture of that name, and runs beside the other tests, one job at a time; the tests that
+    read it are moved to the end of the run. ``result(name)`` waits for it (and re-raises its error).
+    """
+
+    def __init__(self):
+        self.jobs, self.futures, self.pool = {}, {}, None
+
+    def register(self, name: str, job) -> None:
+        self.jobs[name] = job
+
+    def start(self, names) -> None:
+        for name in names:
+            if name not in self.futures:
+                self.pool = self.pool or ThreadPoolExecutor(max_workers=1, thread_name_prefix="background")
+                self.futures[name] = self.pool.submit(self.jobs[name])
+
+    def result(self, name: str):
+        self.start([name])
+        return self.futures[name].result()
+
+
+BACKGROUND = Background()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Start the background jobs the selected tests need; run the tests that read them last."""
+    needed = [name for name in BACKGROUND.jobs if any(name in item.fixturenames for item in items)]
+    if not config.option.collectonly:
+        BACKGROUND.start(needed)
+    later = [item for item in items if set(item.fixturenames) & set(needed)]
+    items[:] = [item for item in items if item not in later] + later
 
 
 @pytest.fixture(scope="session")
@@ -105,17 +152,47 @@ def cli(*args, env=None, timeout=600):
 
 
 @pytest.fixture(scope="session")
-def sample_run(tmp_path_factory):
-    """``fruits run`` once on data_sample/ (offline weights, default 224 px, ``local[2]``): ``(output, process)``.
+def fruits(spark):
+    """``fruits(*args)``: ``fruits_lib.cli.main(args)`` in this process, on the session's Spark.
+
+    Returns a ``CompletedProcess`` (exit code, stdout, stderr) like :func:`cli`, without a new JVM,
+    Spark or TensorFlow. ``--master`` is refused: ``get_spark`` would hand back the session's anyway.
+    """
+    from fruits_lib import cli as fruits_cli
+
+    def call(*args) -> subprocess.CompletedProcess:
+        args = [str(a) for a in args]
+        assert "--master" not in args, "in-process runs use the session's Spark; use cli() for another master"
+        out, err = io.StringIO(), io.StringIO()
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                fruits_cli.main(args)
+                code = 0
+            except SystemExit as stopped:
+                code = stopped.code
+        return subprocess.CompletedProcess(["fruits", *args], code, out.getvalue(), err.getvalue())
+
+    return call
+
+
+@pytest.fixture(scope="session")
+def sample_run(fruits, tmp_path_factory):
+    """``fruits run`` once on data_sample/ (offline weights, default 224 px, in process): ``(output, result)``.
 
     The one featurization of data_sample/ at 224 px in the session: test_cli checks this run,
-    test_reduce fits PCA on its ``features/``, test_robustness compares a retried run with it.
+    test_reduce fits PCA on its ``features/``, test_robustness compares a retried run with it,
+    test_slides builds the deck from it.
     """
     output = tmp_path_factory.mktemp("cli") / "out"
-    result = cli("run", "--input", str(SAMPLE), "--output", str(output), "--weights", "offline",
-                 "--master", "local[2]")
+    result = fruits("run", "--input", SAMPLE, "--output", output, "--weights", "offline")
     assert result.returncode == 0, result.stderr[-3000:]
     return output, result
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Jobs not started yet (a run stopped early) are dropped; a running one ends with its timeout."""
+    if BACKGROUND.pool is not None:
+        BACKGROUND.pool.shutdown(wait=False, cancel_futures=True)
 
 
 def pytest_report_header(config):

@@ -1,24 +1,27 @@
 """bench (``python -m bench``): the harness runs end to end on a tiny N and reports ratios of measured values.
 
 A smoke test of the harness itself (structure and arithmetic), never of the timings: those
-depend on the machine and on whatever else runs on it.
+depend on the machine and on whatever else runs on it (here, the rest of the suite: the harness runs
+in the background from the start of the session, see conftest.Background).
 """
 
 import json
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, SAMPLE
+from conftest import BACKGROUND, ROOT, SAMPLE
 
 from bench.harness import TARGETS, get_path, linear_fit, replicate
 
 
-@pytest.fixture(scope="module")
-def bench_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench")
+def _run_bench():
+    """``python -m bench`` on a tiny N: its folder and completed process (a conftest BACKGROUND job)."""
+    out = Path(tempfile.mkdtemp(prefix="fruits-bench-"))
     env = dict(os.environ)
     env.pop("FRUITS_WORKER_STATS_DIR", None)  # the harness gives each run its own folder
     result = subprocess.run(
@@ -26,7 +29,16 @@ def bench_run(tmp_path_factory):
          "--headline-n", "80", "--image-size", "96", "--skip-study", "--skip-cold", "--skip-parallel",
          "--skip-ablations", "--skip-plain-scaling", "--repeats", "1",
          "--pure-seconds", "0.5", "--pca-solvers", "eigh", "--out", str(out)],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+        capture_output=True, text=True, cwd=ROOT, env=env, timeout=1200)
+    return out, result
+
+
+BACKGROUND.register("bench_run", _run_bench)  # starts at collection, beside the in-process tests
+
+
+@pytest.fixture(scope="module")
+def bench_run():
+    out, result = BACKGROUND.result("bench_run")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out, json.loads((out / "results.json").read_text()), result.stdout
 

@@ -1,4 +1,8 @@
-"""The command line end to end on data_sample/, and its one-line errors."""
+"""The command line end to end on data_sample/, and its one-line errors.
+
+``fruits`` (conftest) runs ``cli.main`` in this process on the session's Spark; ``cli`` starts a real
+``python -m fruits_lib``, kept for the test that the entry point itself exits 2 with one line.
+"""
 
 import json
 
@@ -10,8 +14,8 @@ from conftest import SAMPLE, cli
 # ``sample_run`` (conftest): ``fruits run`` on data_sample/ at the default size, once per session.
 
 
-def test_help_documents_every_option():
-    result = cli("run", "--help")
+def test_help_documents_every_option(fruits):
+    result = fruits("run", "--help")
     assert result.returncode == 0
     for option in ["--input", "--output", "--weights", "imagenet", "offline", "PATH", "--pca-variance",
                    "--pca-k", "--image-size", "--batch-size", "--master", "--mode", "--overwrite", "--engine",
@@ -70,10 +74,10 @@ def test_saved_model_reproduces_the_published_pca(sample_run, spark):
         assert np.allclose(values, published.loc[path, "pca"], atol=1e-3)
 
 
-def test_rerun_refuses_to_overwrite_silently(sample_run):
+def test_rerun_refuses_to_overwrite_silently(sample_run, fruits):
     output, _ = sample_run
     before = (output / "summary.json").read_text()
-    result = cli("run", "--input", str(SAMPLE), "--output", str(output), "--weights", "offline")
+    result = fruits("run", "--input", str(SAMPLE), "--output", str(output), "--weights", "offline")
     assert result.returncode == 2
     assert "already holds results" in result.stderr and "--overwrite" in result.stderr
     assert (output / "summary.json").read_text() == before
@@ -86,20 +90,27 @@ def test_rerun_refuses_to_overwrite_silently(sample_run):
     (["--image-size", "8"], "--image-size must be between"),
     (["--pca-variance", "1.5"], "must be in (0, 1]"),
 ])
-def test_configuration_errors_exit_2_with_one_line(tmp_path, args, message):
+def test_configuration_errors_exit_2_with_one_line(fruits, tmp_path, args, message):
     base = {"--input": str(SAMPLE), "--output": str(tmp_path / "out"), "--weights": "offline"}
     base.update(dict(zip(args[::2], args[1::2])))
-    result = cli("run", *[item for pair in base.items() for item in pair])
+    result = fruits("run", *[item for pair in base.items() for item in pair])
     assert result.returncode == 2, result.stderr[-2000:]
     assert message in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_empty_input_folder_is_a_clear_error(tmp_path):
+def test_the_installed_command_exits_2_with_one_line(tmp_path):
+    """A real ``python -m fruits_lib`` process: its exit code and its stderr, as a shell sees them."""
+    result = cli("run", "--input", "/no/such/folder", "--output", str(tmp_path / "out"), "--weights", "offline")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.strip() == "fruits: error: input folder not found: /no/such/folder"
+
+
+def test_empty_input_folder_is_a_clear_error(fruits, tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "README.txt").write_text("no images here")
-    result = cli("run", "--input", str(tmp_path / "empty"), "--output", str(tmp_path / "out"),
-                 "--weights", "offline", "--master", "local[1]")
+    result = fruits("run", "--input", str(tmp_path / "empty"), "--output", str(tmp_path / "out"),
+                    "--weights", "offline")
     assert result.returncode == 2
     assert "no .jpg/.jpeg/.png image" in result.stderr and "1 other files" in result.stderr
     assert not (tmp_path / "out" / "summary.json").exists()

@@ -3,36 +3,57 @@
 Both notebooks run with papermill through ``fruits_lib.report.execute``, the same function as
 ``make report``. The ``python3`` kernel is this interpreter: jupyter_client starts a kernelspec
 whose argv is ``python`` with ``sys.executable``, and the venv ships that kernelspec. 01_local runs
-as committed, except that its output goes to tmp_path. 02_emr runs in local emulation, where only
-its parameters change. A failing cell, or fewer figures than ``report.MIN_FIGURES``, fails the test.
-About a minute per notebook on 2 cores.
+as committed, except that its output goes to a temporary folder. 02_emr runs in local emulation, where
+only its parameters change (here also ``IMAGE_SIZE`` 96: what it checks does not depend on the size).
+A failing cell, or fewer figures than ``report.MIN_FIGURES``, fails the test. About a minute per
+notebook on 2 cores: both run in the background from the start of the session (conftest.Background),
+their kernels beside the in-process tests, and the tests below check what they left.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
 
 import nbformat
 import pandas as pd
 import pytest
+from conftest import BACKGROUND
 
 from fruits_emr.config import EU_REGIONS
 from fruits_lib import notebook, report
 
 
-@pytest.fixture(autouse=True)
-def _kernel_python(monkeypatch):
-    """Spark's Python workers started from the kernel run this venv's interpreter too.
+def _execute(name: str, parameters) -> tuple:
+    """A conftest BACKGROUND job: ``(executed notebook, output folder, executed .ipynb)``.
 
-    The kernels must not add records to the worker statistics that conftest collects for test_broadcast.
+    The kernel inherits this process's environment: ``PYSPARK_PYTHON`` and ``PYSPARK_DRIVER_PYTHON``
+    are this venv's interpreter (conftest), so Spark's Python workers started from the kernel are too.
     """
-    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
-    monkeypatch.setenv("PYSPARK_DRIVER_PYTHON", sys.executable)
-    monkeypatch.delenv("FRUITS_WORKER_STATS_DIR", raising=False)
+    folder = Path(tempfile.mkdtemp(prefix=f"fruits-notebook-{name}-"))
+    output, executed = folder / "out", folder / f"{name}.ipynb"
+    assert os.environ["PYSPARK_PYTHON"] == os.environ["PYSPARK_DRIVER_PYTHON"] == sys.executable
+    return report.execute(name, executed, parameters(output)), output, executed
+
+
+BACKGROUND.register("local_notebook", lambda: _execute(report.LOCAL, lambda output: {"OUTPUT": str(output)}))
+BACKGROUND.register("emr_notebook", lambda: _execute(
+    report.EMR, lambda output: {**report.emr_local_parameters(output), "IMAGE_SIZE": 96}))
+
+
+@pytest.fixture(scope="module")
+def local_notebook():
+    return BACKGROUND.result("local_notebook")
+
+
+@pytest.fixture(scope="module")
+def emr_notebook():
+    return BACKGROUND.result("emr_notebook")
 
 
 def _committed(name: str):
@@ -123,21 +144,18 @@ def _check_run_values(nb, output, input_dir, weights_sha256: str) -> None:
     assert [m["paramMap"]["weightsSha256"] for m in saved] == [weights_sha256]  # the saved featurizer's
 
 
-def test_local_notebook_executes_with_its_figures(tmp_path, offline_weights):
-    output = tmp_path / "out"
-    executed = tmp_path / "01_local.ipynb"
-    nb = report.execute(report.LOCAL, executed, {"OUTPUT": str(output)})
+def test_local_notebook_executes_with_its_figures(local_notebook, offline_weights):
+    nb, output, executed = local_notebook
     assert report.png_outputs(nb) >= 3  # image grid, explained variance, 2-D scatter
     _check_run_values(nb, output, report.REPO_ROOT / "data_sample", offline_weights.sha256)
     _check_html(executed, 3)
 
 
-def test_emr_notebook_executes_in_local_emulation(tmp_path, offline_weights):
-    output = tmp_path / "out"
-    executed = tmp_path / "02_emr.ipynb"
-    nb = report.execute(report.EMR, executed, report.emr_local_parameters(output))
+def test_emr_notebook_executes_in_local_emulation(emr_notebook, offline_weights):
+    nb, output, executed = emr_notebook
     assert report.png_outputs(nb) >= 2
     _check_run_values(nb, output, report.REPO_ROOT / "data_sample", offline_weights.sha256)
+    assert json.loads((output / "summary.json").read_text())["image_size"] == 96  # the parameter reached the run
     assert "local stand-ins" in _text(nb)  # the %%configure / %matplot stand-ins were registered
     _check_html(executed, 2)
 

@@ -117,24 +117,34 @@ def test_full_mode_refuses_an_existing_output_and_overwrite_replaces_it(spark, t
     assert again["images_in"] == 12 and len(features) == 12 and features["run"].nunique() == 1
 
 
-def test_nothing_processed_is_an_error_but_reasons_are_published(tmp_path):
+def test_nothing_processed_is_an_error_but_reasons_are_published(fruits, tmp_path):
     source = tmp_path / "input" / "junk"
     source.mkdir(parents=True)
     for name, data in bad_files().items():
         (source / name).write_bytes(data)
-    result = subprocess.run([sys.executable, "-m", "fruits_lib", "run", "--input", str(tmp_path / "input"),
-                             "--output", str(tmp_path / "out"), "--weights", "offline", "--image-size", "64",
-                             "--master", "local[1]"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    result = fruits("run", "--input", tmp_path / "input", "--output", tmp_path / "out", "--weights", "offline",
+                    "--image-size", "64")
     assert result.returncode == 1, result.stderr[-2000:]
     assert f"none of the {len(bad_files())} images could be processed" in result.stderr
     assert len(pd.read_parquet(tmp_path / "out" / "errors")) == len(bad_files())
 
 
-def test_a_killed_run_never_looks_complete_and_the_next_run_recovers(tmp_path):
-    output = tmp_path / "out"
+@pytest.fixture(scope="module")
+def killed_then_recovered(tmp_path_factory):
+    """A run killed while featurizing, then the next run on the same output, each a real process.
+
+    The next run also has its partition 1 fail on the first attempt (``local[2,3]``: 3 attempts) and a
+    fake AWS secret in its environment, so that one recovery serves both the interrupted-run and the
+    retried-task tests (the same 160 photos at 224 px are not featurized a third time).
+    Returns what was seen between the two runs, the recovery's completed process, and their folders.
+    """
+    root = tmp_path_factory.mktemp("killed")
+    output, stats = root / "out", root / "stats"
     command = [sys.executable, "-m", "fruits_lib", "run", "--input", str(SAMPLE), "--output", str(output),
-               "--weights", "offline", "--master", "local[2]"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
+               "--weights", "offline"]
+    environment = {k: v for k, v in os.environ.items() if k != "FRUITS_WORKER_STATS_DIR"}
+    process = subprocess.Popen(command + ["--master", "local[2]"], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True, cwd=ROOT, env=environment,
                                start_new_session=True)
     for line in process.stdout:
         if line.startswith("[3/5] featurizing"):
@@ -142,12 +152,25 @@ def test_a_killed_run_never_looks_complete_and_the_next_run_recovers(tmp_path):
             os.killpg(process.pid, signal.SIGKILL)  # the driver, its JVM and its Python workers
             break
     process.wait(timeout=60)
-    assert process.returncode == -signal.SIGKILL
-    assert not (output / "summary.json").exists() and not (output / "features").exists()
-    assert list((output / "_runs").iterdir())  # only a staging area was left behind
-    assert json.loads((output / "_lock.json").read_text())["pid"] == process.pid  # and the dead run's lock
+    seen = {"returncode": process.returncode, "pid": process.pid,
+            "summary": (output / "summary.json").exists(), "features": (output / "features").exists(),
+            "staged": list((output / "_runs").iterdir()),
+            "lock_pid": json.loads((output / "_lock.json").read_text())["pid"]}
 
-    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    env = dict(environment, FRUITS_FAIL_FIRST_ATTEMPT_PARTITION="1", FRUITS_WORKER_STATS_DIR=str(stats),
+               AWS_SECRET_ACCESS_KEY="FAKE-SECRET-VALUE")
+    recovery = subprocess.run(command + ["--master", "local[2,3]"], capture_output=True, text=True, cwd=ROOT,
+                              env=env, timeout=600)
+    return seen, recovery, output, stats
+
+
+def test_a_killed_run_never_looks_complete_and_the_next_run_recovers(killed_then_recovered):
+    seen, result, output, _ = killed_then_recovered
+    assert seen["returncode"] == -signal.SIGKILL
+    assert not seen["summary"] and not seen["features"]
+    assert seen["staged"]  # only a staging area was left behind
+    assert seen["lock_pid"] == seen["pid"]  # and the dead run's lock
+
     assert result.returncode == 0, result.stderr[-2000:]
     assert "removed the leftovers of interrupted run" in result.stdout
     assert "took over the lock of run" in result.stdout and "its process is gone" in result.stdout
@@ -155,17 +178,12 @@ def test_a_killed_run_never_looks_complete_and_the_next_run_recovers(tmp_path):
     assert not (output / "_runs").exists()
 
 
-def test_a_task_failing_once_is_retried_and_the_result_is_identical(tmp_path, sample_run):
-    """The reference is the session's clean CLI run (conftest ``sample_run``: same input, weights, size)."""
-    stats = tmp_path / "stats"
-    env = dict(os.environ, FRUITS_FAIL_FIRST_ATTEMPT_PARTITION="1", FRUITS_WORKER_STATS_DIR=str(stats),
-               AWS_SECRET_ACCESS_KEY="FAKE-SECRET-VALUE")
-    result = subprocess.run([sys.executable, "-m", "fruits_lib", "run", "--input", str(SAMPLE), "--output",
-                             str(tmp_path / "retried"), "--weights", "offline", "--master", "local[2,3]"],
-                            capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+def test_a_task_failing_once_is_retried_and_the_result_is_identical(killed_then_recovered, sample_run):
+    """The reference is the session's clean run (conftest ``sample_run``: same input, weights, size)."""
+    _, result, retried, stats = killed_then_recovered
     assert result.returncode == 0, result.stderr[-2000:]
     assert "FAKE-SECRET-VALUE" not in result.stdout + result.stderr
-    outputs = {"clean": sample_run[0], "retried": tmp_path / "retried"}
+    outputs = {"clean": sample_run[0], "retried": retried}
     assert (stats / "injected-failure-partition-1").exists()  # the first attempt really failed
     assert "FAKE-SECRET-VALUE" not in (outputs["retried"] / "summary.json").read_text()
     clean = pd.read_parquet(outputs["clean"] / "features").set_index("path").sort_index()

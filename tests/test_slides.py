@@ -12,7 +12,7 @@ import shutil
 
 import pptx
 import pytest
-from conftest import ROOT, SAMPLE
+from conftest import ROOT
 from pptx.enum.shapes import MSO_SHAPE_TYPE
 
 from slides import __main__ as cli
@@ -20,29 +20,20 @@ from slides import deck
 from slides.sources import Sources
 
 
-@pytest.fixture(scope="session")
-def sample_run(spark, tmp_path_factory):
-    """The chain on data_sample/ once per session, as ``make run`` does (offline weights).
-
-    Meant to move to conftest.py when a shared session-scoped sample run exists there.
-    """
-    from fruits_lib import pipeline
-
-    out = tmp_path_factory.mktemp("slides") / "run"
-    pipeline.run(str(SAMPLE), str(out), weights="offline", spark=spark, log=lambda *_: None)
-    return out
-
-
 @pytest.fixture(scope="module")
 def built(sample_run, tmp_path_factory):
-    """``(deck, summary)``: the deck written by ``python -m slides`` (diagram included) for the sample run."""
+    """``(deck, summary)``: the deck written by ``python -m slides`` (diagram included) for the sample run.
+
+    The run is conftest's ``sample_run`` (data_sample/ through ``fruits run``, offline weights, as ``make run``).
+    """
+    run = sample_run[0]
     if shutil.which("dot") is None and os.environ.get("CI") != "true":
         pytest.skip("Graphviz's dot is not installed (apt-get install -y graphviz)")
     folder = tmp_path_factory.mktemp("deck")
     out = folder / "presentation.pptx"
-    cli.main(["--run", str(sample_run), "--out", str(out), "--architecture", str(folder / "architecture.png")])
+    cli.main(["--run", str(run), "--out", str(out), "--architecture", str(folder / "architecture.png")])
     assert (folder / "architecture.png").stat().st_size > 10_000
-    summary = json.loads((sample_run / "summary.json").read_text())
+    summary = json.loads((run / "summary.json").read_text())
     return pptx.Presentation(str(out)), summary
 
 
@@ -139,7 +130,7 @@ def test_a_missing_source_is_shown_not_invented(sample_run, tmp_path):
     """A run without its plot and a repository without bench/ and emr/: the deck says so on the slides."""
     run = tmp_path / "run"
     run.mkdir()
-    shutil.copy(sample_run / "summary.json", run / "summary.json")
+    shutil.copy(sample_run[0] / "summary.json", run / "summary.json")
     sources = Sources.load(run, tmp_path / "empty-repo", architecture=tmp_path / "absent.png")
     out = deck.build(sources, tmp_path / "deck.pptx")
     presentation = pptx.Presentation(str(out))
