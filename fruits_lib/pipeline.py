@@ -355,11 +355,12 @@ def _reduce(spark, out: RunOutput, featurizer: ImageFeaturizer, images_ok: int, 
     if vectors is None:
         log("[4/5] PCA: no featurized image, skipped")
         return {"k": None}, [], []
-    vectors = vectors.select("path", "label", "features").cache()  # array<float>: half the memory of a Vector; the fit reads it as is
+    # Not cached: the fit and the projection each scan the float32 parquet once, so no executor (the
+    # driver's JVM itself in local mode) holds every feature in memory: memory stays flat in N.
+    vectors = vectors.select("path", "label", "features")
     # a full run knows its rows; only a union with earlier runs needs a count (a Spark job)
     rows = images_ok if len(sources) == 1 and stale is None and not incremental else vectors.count()
     if rows < 2:
-        vectors.unpersist()
         log("[4/5] PCA: fewer than 2 featurized images, skipped")
         return {"k": None}, [], []
     log(f"[4/5] PCA on {rows} images (" + (f"k = {pca_k})" if pca_k else f"smallest k reaching {pca_variance:.0%})"))
@@ -375,7 +376,6 @@ def _reduce(spark, out: RunOutput, featurizer: ImageFeaturizer, images_ok: int, 
         out.fs.write_bytes(out.stage("explained_variance.png"), plot.to_png(figure))
         plot.plt.close(figure)
         saved.result()  # re-raises the save's error, if any
-    vectors.unpersist()
     log(f"      k = {result.k} components explain {result.cumulative[result.k - 1]:.1%} of the variance")
     fields = {
         "k": result.k, "pca": "fitted", "pca_fitted_on": rows,

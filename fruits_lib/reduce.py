@@ -74,9 +74,9 @@ def fit_pca(features: DataFrame, input_col: str = "features", output_col: str = 
             k: int | None = None, variance: float = 0.95, solver: str = "eigh") -> PCAResult:
     """Fit centring + PCA on a Vector or array<float|double> column; k given, or chosen to reach ``variance``.
 
-    Cache ``features`` first: the fit reads it (once with ``eigh``, several times with ``spark``).
-    An array<float> column can stay cached as float32 (half a Vector's size); the fitted model
-    transforms Vectors (``pyspark.ml.functions.array_to_vector``).
+    The fit reads ``features`` once with ``eigh`` (several times with ``spark``: cache it then). An
+    array<float> column is read as float32 (half a Vector's size); the fitted model transforms
+    Vectors (``pyspark.ml.functions.array_to_vector``).
     ``solver``: ``eigh`` (covariance summed by Spark with numpy in the workers, eigendecomposed on
     the driver) or ``spark`` (``StandardScaler.fit`` + ``PCA.fit``).
     """
