@@ -7,7 +7,7 @@ OUTPUT ?= output/sample
 RUN    ?= $(OUTPUT)
 DECK   ?= output/slides/presentation.pptx
 
-.PHONY: setup run test lint report bench clean slides
+.PHONY: setup run test lint report bench bench-scale clean slides
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test: setup lint
 # The performance benchmark of issue 5 (~15 min on 2 cores): bench/results.json and bench/benchmark.png.
 bench: setup
 	$(BIN)/python -m bench
+
+# Issue 10's scale run (~35 min on 2 cores): 5k/20k/50k augmented photos: bench/scale.json and bench/scale.png.
+bench-scale: setup
+	$(BIN)/python -m bench --scale
 
 clean:
 	rm -rf output reports bench/work .pytest_cache

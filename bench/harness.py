@@ -1,7 +1,7 @@
 """Benchmark harness: ``python -m bench`` or ``make bench`` (issue 5), run from a checkout.
 
 One command, one run, one machine: it measures the pipeline end to end through its CLI,
-a plain single-process Keras loop over the same files, pure inference on pre-decoded arrays,
+a plain single-process Keras loop and a plain LiteRT loop (the pipeline's engine without Spark) over the same files, pure inference on pre-decoded arrays,
 Spark PCA against scikit-learn PCA on the same features, how the pipeline's wall time grows
 with N, the Python workers' model builds and peak memory, and an input-size study (speed and
 real-photo accuracy). It writes ``<out>/results.json`` and ``<out>/benchmark.png`` and prints
@@ -10,6 +10,9 @@ the target ratios, each computed from two figures measured in this same run, wit
 Every timed command runs in its own subprocess, so each wall time includes its own start-up
 (Python imports, JVM, TensorFlow) exactly as a user would pay it. Replicated inputs and run
 outputs live in ``<out>/work/`` (git-ignored) and are deleted at the end unless ``--keep-work``.
+
+``--scale`` measures instead the chain on 5k/20k/50k augmented photos beside the plain LiteRT loop
+(wall time, images/s, peak RSS of driver and workers): ``<out>/scale.json`` and ``<out>/scale.png``.
 
 Internal modes, used by the harness itself: ``--plain-loop``, ``--pure-inference`` and
 ``--pca-compare`` (each prints or writes one JSON document).
@@ -21,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -140,11 +144,17 @@ def _ratio(results: dict, name: str, numerator: str, denominator: str | None = N
 
 # ------------------------------------------------------------------ subprocess runner
 class _TreeMemory(threading.Thread):
-    """Samples the summed RSS of a process and all its descendants (JVM, Python workers)."""
+    """Samples the RSS of a process and all its descendants (JVM, Python workers), in total and by role.
+
+    Roles: ``driver_python`` (the process started), ``jvm`` (the largest Java process: in ``local``
+    mode the driver and its executors), ``python_worker`` (the largest single Python process started
+    by a JVM: PySpark's daemon and its workers) and ``python_workers_sum`` (all of those together).
+    """
 
     def __init__(self, pid: int, every: float = 0.25):
         super().__init__(daemon=True)
         self.pid, self.every, self.peak, self.done = pid, every, 0, threading.Event()
+        self.roles = {"driver_python": 0, "jvm": 0, "python_worker": 0, "python_workers_sum": 0}
 
     def run(self):
         import psutil
@@ -154,17 +164,35 @@ class _TreeMemory(threading.Thread):
         except psutil.Error:
             return
         while not self.done.is_set():
-            total = 0
+            total, seen = 0, {role: 0 for role in self.roles}
             try:
                 for proc in [root] + root.children(recursive=True):
                     try:
-                        total += proc.memory_info().rss
+                        rss = proc.memory_info().rss
+                        role = self._role(proc, root)
                     except psutil.Error:
-                        pass
+                        continue
+                    total += rss
+                    if role == "python_worker":
+                        seen["python_workers_sum"] += rss
+                    if role:
+                        seen[role] = max(seen[role], rss)
             except psutil.Error:
                 break
             self.peak = max(self.peak, total)
+            for role, value in seen.items():
+                self.roles[role] = max(self.roles[role], value)
             self.done.wait(self.every)
+
+    @staticmethod
+    def _role(proc, root):
+        if proc.pid == root.pid:
+            return "driver_python"
+        if proc.name() == "java":
+            return "jvm"
+        if "python" in proc.name() and any(p.name() == "java" for p in proc.parents()):
+            return "python_worker"
+        return None
 
 
 def run_timed(cmd: list, log: Path, env: dict | None = None, timeout: float = 1800) -> dict:
@@ -185,8 +213,8 @@ def run_timed(cmd: list, log: Path, env: dict | None = None, timeout: float = 18
     if code != 0:
         tail = log.read_text(errors="replace")[-3000:]
         raise RuntimeError(f"{' '.join(map(str, cmd))} failed with exit code {code}; end of {log}:\n{tail}")
-    return {"wall_s": round(wall, 3), "peak_tree_rss_bytes": sampler.peak, "load_before": load_before,
-            "load_after": _load()}
+    return {"wall_s": round(wall, 3), "peak_tree_rss_bytes": sampler.peak, "peak_rss_by_role_bytes": sampler.roles,
+            "load_before": load_before, "load_after": _load()}
 
 
 def _worker_stats(folder: Path) -> list:
@@ -233,19 +261,24 @@ def run_pipeline(name: str, input_dir: Path, work: Path, args, image_size: int, 
     return record
 
 
-def run_plain_loop(name: str, input_dir: Path, work: Path, args, image_size: int) -> dict:
-    """The reference: one Python process, plain Keras loop, same files, weights and image size."""
+def run_plain_loop(name: str, input_dir: Path, work: Path, args, image_size: int, engine: str = "keras") -> dict:
+    """A reference: one Python process, no Spark, same files, weights and image size.
+
+    ``engine``: ``keras`` (the plain Keras loop) or ``litert`` (the pipeline's TFLite model, all cores).
+    """
     output = work / "out" / f"{name}.parquet"
     report = work / "out" / f"{name}.json"
-    cmd = [sys.executable, "-m", "bench", "--plain-loop", "--input", str(input_dir),
+    cmd = [sys.executable, "-m", "bench", "--plain-loop", "--plain-engine", engine, "--input", str(input_dir),
            "--plain-output", str(output), "--json-out", str(report), "--image-size", str(image_size),
            "--batch-size", str(args.batch_size), "--weights", args.weights]
     measured = run_timed(cmd, work / "logs" / f"{name}.log")
     inner = json.loads(report.read_text())
-    return {"name": name, "n": inner["images"], "image_size": image_size, **measured,
+    return {"name": name, "engine": engine, "n": inner["images"], "image_size": image_size, **measured,
             "images_per_s_end_to_end": round(inner["images"] / measured["wall_s"], 2),
+            "images_per_s_loop": inner["images_per_s_loop"],
             "seconds": inner["seconds"], "process_overhead_s": round(measured["wall_s"] - inner["seconds"]["total"], 3),
-            "tf_threads": inner["tf_threads"]}
+            "threads": inner.get("threads") or inner.get("tf_threads"),
+            "tensorflow_imported": inner["tensorflow_imported"]}
 
 
 def run_pure_inference(work: Path, args, input_dir: Path, image_size: int, configs: str, tag: str) -> dict:
@@ -377,21 +410,29 @@ def _decode_files(paths: list, image_size: int) -> tuple:
 
 
 def plain_loop(args) -> None:
-    """A plain single-process Keras loop: list, read, decode+resize, predict, write parquet.
+    """A plain single-process loop: list, read, decode+resize, predict, write parquet.
 
-    TensorFlow keeps its defaults (all cores); decoding uses the pipeline's ``decode_image`` and
-    ``preprocess`` so both do the same work on the same pixels.
+    ``--plain-engine keras``: the Keras network, TensorFlow's defaults (all cores).
+    ``--plain-engine litert``: the pipeline's engine without Spark: the same TFLite model in
+    LiteRT's interpreter with every core as XNNPACK threads, one image per invoke (no TensorFlow
+    import when the model is cached). Both decode with the pipeline's ``decode_image`` and
+    ``preprocess``, so every method does the same work on the same pixels.
     """
     seconds = {}
     started = time.perf_counter()
-    tf = _quiet_tensorflow()
-    from fruits_lib.featurize import preprocess
+    litert = args.plain_engine == "litert"
+    tf = None if litert else _quiet_tensorflow()
+    from fruits_lib.featurize import TFLITE_INVOKE_BATCH, preprocess, tflite_model, tflite_predict
     from fruits_lib.weights import build_model, resolve_weights
 
     seconds["import"] = time.perf_counter() - started
     mark = time.perf_counter()
     weights = resolve_weights(args.weights)
-    model = build_model(weights.arrays, args.image_size)
+    threads = os.cpu_count() or 1
+    if litert:
+        predict = tflite_predict(tflite_model(weights, args.image_size), threads)
+    else:
+        predict = build_model(weights.arrays, args.image_size).predict_on_batch
     seconds["build"] = time.perf_counter() - mark
     mark = time.perf_counter()
     files = [str(p) for p in _list_images(Path(args.input))]
@@ -404,7 +445,7 @@ def plain_loop(args) -> None:
         decode_s += time.perf_counter() - mark
         mark = time.perf_counter()
         if kept:
-            features.extend(np.asarray(model.predict_on_batch(preprocess(np.stack(pixels))), dtype=np.float32))
+            features.extend(np.asarray(predict(preprocess(np.stack(pixels))), dtype=np.float32))
             paths.extend(kept)
         predict_s += time.perf_counter() - mark
     seconds["read_decode"], seconds["predict"] = decode_s, predict_s
@@ -417,10 +458,17 @@ def plain_loop(args) -> None:
     pq.write_table(table, args.plain_output)
     seconds["write"] = time.perf_counter() - mark
     seconds["total"] = time.perf_counter() - started
-    report = {"images": len(paths), "seconds": {k: round(v, 3) for k, v in seconds.items()},
-              "tf_threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
-                             "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
-                             "note": "0 means TensorFlow's default: all cores"}}
+    # the loop's own rate: list + decode + predict + write, without interpreter start and model load
+    working = seconds["list"] + decode_s + predict_s + seconds["write"]
+    report = {"images": len(paths), "engine": args.plain_engine, "seconds": {k: round(v, 3) for k, v in seconds.items()},
+              "images_per_s_loop": round(len(paths) / working, 2) if working else None,
+              "tensorflow_imported": "tensorflow" in sys.modules}
+    if litert:
+        report["threads"] = {"xnnpack": threads, "tflite_invoke_batch": TFLITE_INVOKE_BATCH}
+    else:
+        report["tf_threads"] = {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                                "inter_op": tf.config.threading.get_inter_op_parallelism_threads(),
+                                "note": "0 means TensorFlow's default: all cores"}
     Path(args.json_out).write_text(json.dumps(report))
 
 
@@ -548,13 +596,15 @@ ABLATIONS = {
     "listing": "list and count the input with a Spark job (cache + groupBy), as before",
     "arrow_batch": "Arrow maxRecordsPerBatch at Spark's default (10,000): a partition in one batch",
     "jit": "the driver JVM with its default JIT (C1 + C2) instead of C1 only",
+    "class_archive": "the driver JVM without its class archive (AppCDS): classes loaded from the jars",
 }
 
 
 def ablation_levers(names: list) -> dict:
     """Keyword arguments of ``fruits_lib.pipeline.run`` that switch the named levers back off.
 
-    Every lever is a real parameter of the library (``count_method``, ``local_defaults``): an
+    Every lever is a real parameter of the library (``count_method``, ``local_defaults``,
+    ``class_archive``): an
     ablation is the same call with other arguments, nothing in the library is patched.
     """
     from fruits_lib.session import LOCAL_DEFAULTS
@@ -570,6 +620,8 @@ def ablation_levers(names: list) -> dict:
             defaults["spark.sql.execution.arrow.maxRecordsPerBatch"] = "10000"
         elif name == "jit":
             defaults.pop("spark.driver.extraJavaOptions", None)
+        elif name == "class_archive":
+            levers["class_archive"] = False
         else:
             raise SystemExit(f"unknown ablation {name!r}: one of {', '.join(ABLATIONS)}")
     if defaults != LOCAL_DEFAULTS:
@@ -656,15 +708,21 @@ def _cold_cache(work: Path, args) -> dict:
     return {"FRUITS_CACHE_DIR": str(folder)}
 
 
+def _resolve_input(name: str) -> Path:
+    """The input folder as given, or relative to the checkout (``../shared/...`` works from anywhere)."""
+    source = Path(name)
+    if not source.is_absolute() and not source.exists():
+        source = ROOT / name
+    source = source.resolve()
+    if not source.is_dir():
+        raise SystemExit(f"input folder not found: {name}")
+    return source
+
+
 def harness(args) -> dict:
     """Run every measurement in a fixed order and return the results document."""
     started, began = _now(), time.perf_counter()
-    source = Path(args.input)
-    if not source.is_absolute() and not source.exists():
-        source = ROOT / args.input
-    source = source.resolve()
-    if not source.is_dir():
-        raise SystemExit(f"input folder not found: {args.input}")
+    source = _resolve_input(args.input)
     out = Path(args.out).resolve()
     work = out / "work"
     shutil.rmtree(work, ignore_errors=True)
@@ -707,10 +765,13 @@ def harness(args) -> dict:
     head_dir = source if headline_n == len(images) else folders.get(headline_n) or replicate(
         source, headline_n, work / "inputs" / f"n{headline_n}")
     shared = headline_n in sizes and args.repeats == 1  # the scaling run at that N is the headline run
-    headline = {"plain_loop": [], "pipeline": []}
+    headline = {"plain_loop": [], "plain_litert": [], "pipeline": []}
     for repeat in range(args.repeats):
-        step(f"headline {repeat + 1}/{args.repeats}: plain Keras loop, then the pipeline, on {headline_n} images")
+        step(f"headline {repeat + 1}/{args.repeats}: plain Keras loop, plain LiteRT loop, then the pipeline, "
+             f"on {headline_n} images")
         headline["plain_loop"].append(run_plain_loop(f"plain-{repeat}", head_dir, work, args, args.image_size))
+        headline["plain_litert"].append(run_plain_loop(f"plain-litert-{repeat}", head_dir, work, args, args.image_size,
+                                                       engine="litert"))
         if not shared:
             headline["pipeline"].append(run_pipeline(f"pipeline-{repeat}", head_dir, work, args, args.image_size))
 
@@ -723,7 +784,9 @@ def harness(args) -> dict:
     runs["headline"] = {
         "n": headline_n, "input": str(head_dir), "pipeline_run_is_scaling_run": shared,
         "plain_loop": _median_run(headline["plain_loop"]), "pipeline": _median_run(headline["pipeline"]),
-        "all_plain_loop": headline["plain_loop"], "all_pipeline": headline["pipeline"],
+        "plain_litert": _median_run(headline["plain_litert"]),
+        "all_plain_loop": headline["plain_loop"], "all_plain_litert": headline["plain_litert"],
+        "all_pipeline": headline["pipeline"],
     }
     runs["scaling"] = scaling
     if not args.skip_plain_scaling:
@@ -871,6 +934,10 @@ def informative_ratios(results: dict) -> dict:
         "pure TFLite all threads / pure Keras":
             pure["tflite_all_threads"]["images_per_s"] / pure["keras_all_cores"]["images_per_s"],
     }
+    if "plain_litert" in head:  # issue 10: the same engine without Spark
+        info["pipeline featurize images/s / plain LiteRT loop images/s (its loop)"] = (
+            head["pipeline"]["images_per_s_featurize_stage"] / head["plain_litert"]["images_per_s_loop"])
+        info["pipeline wall / plain LiteRT loop wall"] = head["pipeline"]["wall_s"] / head["plain_litert"]["wall_s"]
     if "tflite_processes_x_1_thread" in pure:
         info["pipeline featurize images/s / pure TFLite processes x 1 thread"] = (
             head["pipeline"]["images_per_s_featurize_stage"] / pure["tflite_processes_x_1_thread"]["images_per_s"])
@@ -887,6 +954,9 @@ def print_report(results: dict) -> None:
     print("\nMeasured in this run (wall times include each process's start-up):")
     print(f"  plain Keras loop  {head['plain_loop']['wall_s']:7.1f} s  ({head['n']} images, "
           f"{head['plain_loop']['images_per_s_end_to_end']} images/s)")
+    if "plain_litert" in head:
+        print(f"  plain LiteRT loop {head['plain_litert']['wall_s']:7.1f} s  "
+              f"({head['plain_litert']['images_per_s_loop']} images/s in its loop, all cores)")
     print(f"  pipeline (CLI)    {head['pipeline']['wall_s']:7.1f} s  (stages: "
           + ", ".join(f"{k} {head['pipeline']['seconds'].get(k, 0):.1f}" for k in STAGES) + ")")
     print(f"  pure inference    Keras {pure['keras_all_cores']['images_per_s']} images/s (all cores), "
@@ -968,6 +1038,236 @@ def plot(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
+# ------------------------------------------------------------------ scale mode (issue 10)
+SCALE_TARGETS = {
+    "featurize_images_per_s_over_plain_litert_loop": (">=", 0.85),
+    "pipeline_wall_over_plain_litert_wall_headline": ("<=", 1.6),
+    "pipeline_wall_over_plain_litert_wall_20k": ("<=", 1.25),
+    "wall_time_linear_in_n_r2": (">=", 0.98),
+    "driver_peak_rss_largest_over_smallest": ("<=", 1.2),
+    "worker_peak_rss_largest_over_smallest": ("<=", 1.2),
+}
+_AUGMENTED = re.compile(r"_a(\d{7})\.jpg$")
+
+
+def _augmented_set(source: Path, folder: Path, count: int, seed: int, work: Path) -> dict:
+    """The augmented set of ``count`` images (``fruits make-sample --augment``), reused when already made."""
+    manifest = folder / "_augment.json"
+    if manifest.exists():
+        made = json.loads(manifest.read_text())
+        if (made.get("source"), made.get("count"), made.get("seed"), made.get("written")) == (
+                str(source), count, seed, count):
+            return {"reused": True, **made}
+    cmd = [sys.executable, "-m", "fruits_lib", "make-sample", "--from", str(source), "--augment", "--count",
+           str(count), "--seed", str(seed), "--output", str(folder), "--overwrite"]
+    measured = run_timed(cmd, work / "logs" / "make-sample-augment.log", timeout=7200)
+    return {"reused": False, "make_sample_wall_s": measured["wall_s"], **json.loads(manifest.read_text())}
+
+
+def _first_n(augmented: Path, n: int, target: Path) -> Path:
+    """A folder of the augmented images with index < ``n`` (hard links): the first n of the set."""
+    if target.exists():
+        shutil.rmtree(target)
+    linked = 0
+    for path in augmented.glob("*/*.jpg"):
+        match = _AUGMENTED.search(path.name)
+        if match and int(match.group(1)) < n:
+            (target / path.parent.name).mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(path, target / path.parent.name / path.name)
+            except OSError:
+                shutil.copy2(path, target / path.parent.name / path.name)
+            linked += 1
+    if linked != n:
+        raise SystemExit(f"{augmented} holds {linked} images of index < {n}, not {n}")
+    return target
+
+
+def _peaks(run: dict) -> dict:
+    """Peak RSS by role of a pipeline run: driver (its Python + the JVM), one Python worker (max)."""
+    roles = run["peak_rss_by_role_bytes"]
+    reported = max((w["peak_rss_bytes"] for w in run.get("workers", [])), default=0)
+    return {"driver_bytes": roles["driver_python"] + roles["jvm"], "driver_python_bytes": roles["driver_python"],
+            "jvm_bytes": roles["jvm"], "python_worker_bytes": max(roles["python_worker"], reported),
+            "python_workers_sum_bytes": roles["python_workers_sum"], "tree_bytes": run["peak_tree_rss_bytes"]}
+
+
+def scale(args) -> dict:
+    """The chain at growing N on augmented real photos, beside the plain LiteRT loop (issue 10, points 5-6).
+
+    Measures, in one run: the headline pair (plain LiteRT loop, then the pipeline, on the source
+    photos, ``--repeats`` times); then for each N of ``--scale-sizes`` the pipeline and (up to
+    ``--scale-plain-max``) the plain loop on the first N augmented images: wall time, images/s,
+    peak RSS of the driver (its Python + JVM) and of the Python workers.
+    """
+    started, began = _now(), time.perf_counter()
+    source = _resolve_input(args.input)
+    out = Path(args.out).resolve()
+    work = out / "work" / "scale"
+    shutil.rmtree(work / "inputs", ignore_errors=True)
+    shutil.rmtree(work / "out", ignore_errors=True)
+    for folder in ("logs", "out", "stats", "inputs"):
+        (work / folder).mkdir(parents=True, exist_ok=True)
+    sizes = sorted(int(s) for s in args.scale_sizes.split(","))
+    data = Path(args.scale_data).resolve() if args.scale_data else out / "work" / "scale-data"
+    step = _Steps()
+    print(f"fruits bench --scale: sizes {sizes} from {source}; {args.image_size} px; {args.master}; "
+          f"load {_load()}", flush=True)
+    step(f"augmented set of {max(sizes)} images ({data})")
+    augmented = _augmented_set(source, data, max(sizes), args.seed, work)
+    folders = {n: _first_n(data, n, work / "inputs" / f"n{n}") for n in sizes}
+    step("TFLite model in the cache; page cache warmed")
+    _prepare_tflite(work, args, [args.image_size])
+    for folder in [source, *folders.values()]:
+        _warm_page_cache(_list_images(folder))
+
+    headline = {"plain_litert": [], "pipeline": []}
+    for repeat in range(args.repeats):
+        step(f"headline {repeat + 1}/{args.repeats}: plain LiteRT loop, then the pipeline, on {source.name}")
+        headline["plain_litert"].append(run_plain_loop(f"scale-plain-{repeat}", source, work, args, args.image_size,
+                                                       engine="litert"))
+        headline["pipeline"].append(run_pipeline(f"scale-pipeline-{repeat}", source, work, args, args.image_size))
+    rows = []
+    for n in sizes:
+        row = {"n": n}
+        if n <= args.scale_plain_max:
+            step(f"N = {n}: plain LiteRT loop")
+            row["plain_litert"] = run_plain_loop(f"scale-plain-n{n}", folders[n], work, args, args.image_size,
+                                                 engine="litert")
+        step(f"N = {n}: pipeline")
+        row["pipeline"] = run_pipeline(f"scale-pipeline-n{n}", folders[n], work, args, args.image_size)
+        shutil.rmtree(row["pipeline"]["output"], ignore_errors=True)  # 50k rows of features: not kept
+        row["peaks"] = _peaks(row["pipeline"])
+        rows.append(row)
+        print(f"    N = {n}: pipeline {row['pipeline']['wall_s']:.1f} s "
+              f"(featurize {row['pipeline']['images_per_s_featurize_stage']} images/s), peak driver "
+              f"{row['peaks']['driver_bytes'] / GIB:.2f} GiB, worker {row['peaks']['python_worker_bytes'] / GIB:.2f} GiB"
+              + (f"; plain LiteRT loop {row['plain_litert']['wall_s']:.1f} s" if "plain_litert" in row else ""),
+              flush=True)
+    results = {
+        "schema": 1, "command": " ".join(["python -m bench"] + sys.argv[1:]), "started_at": started,
+        "machine": _machine(), "versions": _versions(),
+        "config": {"input": str(source), "sizes": sizes, "image_size": args.image_size, "master": args.master,
+                   "engine": args.engine, "batch_size": args.batch_size, "weights": args.weights,
+                   "repeats": args.repeats, "plain_loop_max_n": args.scale_plain_max, "seed": args.seed},
+        "augmented_set": {k: v for k, v in augmented.items() if k != "unreadable_sources"},
+        "targets": {name: f"{cmp} {value}" for name, (cmp, value) in SCALE_TARGETS.items()},
+        "headline": {"plain_litert": _median_run(headline["plain_litert"]), "pipeline": _median_run(headline["pipeline"]),
+                     "all_plain_litert": headline["plain_litert"], "all_pipeline": headline["pipeline"]},
+        "sizes": rows,
+        "fit_wall": linear_fit([r["n"] for r in rows], [r["pipeline"]["wall_s"] for r in rows]),
+    }
+    plain_rows = [r for r in rows if "plain_litert" in r]
+    if len(plain_rows) >= 2:
+        results["fit_wall_plain_litert"] = linear_fit([r["n"] for r in plain_rows],
+                                                      [r["plain_litert"]["wall_s"] for r in plain_rows])
+    results["ratios"] = scale_ratios(results)
+    results["all_targets_met"] = all(r["pass"] for r in results["ratios"].values())
+    results["finished_at"] = _now()
+    results["bench_wall_s"] = round(time.perf_counter() - began, 1)
+    results["steps_s"] = step.finish()
+    shutil.rmtree(work / "inputs", ignore_errors=True)
+    shutil.rmtree(work / "out", ignore_errors=True)
+    return results
+
+
+def _check(name: str, value: float, targets: dict, numerator: str, denominator: str | None) -> dict:
+    comparison, threshold = targets[name]
+    passed = value <= threshold if comparison == "<=" else value >= threshold
+    return {"value": round(float(value), 4), "target": f"{comparison} {threshold}", "pass": bool(passed),
+            "numerator": numerator, "denominator": denominator}
+
+
+def scale_ratios(results: dict) -> dict:
+    """The issue's figures for the scale run, each from two fields of ``results`` (named)."""
+    head, rows = results["headline"], results["sizes"]
+    ratios = {"featurize_images_per_s_over_plain_litert_loop": _check(
+        "featurize_images_per_s_over_plain_litert_loop",
+        head["pipeline"]["images_per_s_featurize_stage"] / head["plain_litert"]["images_per_s_loop"], SCALE_TARGETS,
+        "headline.pipeline.images_per_s_featurize_stage", "headline.plain_litert.images_per_s_loop")}
+    ratios["pipeline_wall_over_plain_litert_wall_headline"] = _check(
+        "pipeline_wall_over_plain_litert_wall_headline", head["pipeline"]["wall_s"] / head["plain_litert"]["wall_s"],
+        SCALE_TARGETS, "headline.pipeline.wall_s", "headline.plain_litert.wall_s")
+    with_plain = [i for i, r in enumerate(rows) if "plain_litert" in r]
+    if with_plain:
+        i = min(with_plain, key=lambda j: abs(rows[j]["n"] - 20000))
+        ratios["pipeline_wall_over_plain_litert_wall_20k"] = _check(
+            "pipeline_wall_over_plain_litert_wall_20k", rows[i]["pipeline"]["wall_s"] / rows[i]["plain_litert"]["wall_s"],
+            SCALE_TARGETS, f"sizes.{i}.pipeline.wall_s (N = {rows[i]['n']})", f"sizes.{i}.plain_litert.wall_s")
+    ratios["wall_time_linear_in_n_r2"] = _check("wall_time_linear_in_n_r2", results["fit_wall"]["r2"], SCALE_TARGETS,
+                                                "fit_wall.r2", None)
+    last = len(rows) - 1
+    for name, field in (("driver_peak_rss_largest_over_smallest", "driver_bytes"),
+                        ("worker_peak_rss_largest_over_smallest", "python_worker_bytes")):
+        ratios[name] = _check(name, rows[-1]["peaks"][field] / rows[0]["peaks"][field], SCALE_TARGETS,
+                              f"sizes.{last}.peaks.{field}", f"sizes.0.peaks.{field}")
+    return ratios
+
+
+def print_scale_report(results: dict) -> None:
+    head = results["headline"]
+    print(f"\nHeadline ({head['pipeline']['n']} photos): plain LiteRT loop {head['plain_litert']['wall_s']:.1f} s "
+          f"({head['plain_litert']['images_per_s_loop']} images/s in its loop), pipeline {head['pipeline']['wall_s']:.1f} s "
+          f"(featurize {head['pipeline']['images_per_s_featurize_stage']} images/s; stages "
+          + ", ".join(f"{k} {head['pipeline']['seconds'].get(k, 0):.1f}" for k in STAGES) + ")")
+    print(f"\n  {'N':>7s} {'wall s':>8s} {'img/s e2e':>10s} {'featurize':>10s} {'plain s':>8s} {'ratio':>6s} "
+          f"{'driver GiB':>11s} {'worker GiB':>11s}")
+    for row in results["sizes"]:
+        run, peaks, plain = row["pipeline"], row["peaks"], row.get("plain_litert")
+        print(f"  {row['n']:7d} {run['wall_s']:8.1f} {run['images_per_s_end_to_end']:10.1f} "
+              f"{run['images_per_s_featurize_stage']:10.1f} {plain['wall_s'] if plain else float('nan'):8.1f} "
+              f"{run['wall_s'] / plain['wall_s'] if plain else float('nan'):6.2f} {peaks['driver_bytes'] / GIB:11.3f} "
+              f"{peaks['python_worker_bytes'] / GIB:11.3f}")
+    fit = results["fit_wall"]
+    print(f"\n  pipeline wall = {fit['intercept_s']:.1f} s + N x {fit['slope_s_per_image'] * 1000:.2f} ms (R^2 {fit['r2']:.4f})")
+    print(f"\n  {'figure':50s} {'value':>9s}  {'target':>8s}  verdict")
+    for name, ratio in results["ratios"].items():
+        print(f"  {name:50s} {ratio['value']:9.3f}  {ratio['target']:>8s}  {'PASS' if ratio['pass'] else 'FAIL'}")
+    print(f"\nall targets met: {results['all_targets_met']}   (scale benchmark took {results['bench_wall_s']:.0f} s)")
+
+
+def plot_scale(results: dict, path: Path) -> None:
+    """Left: wall time against N (pipeline, plain LiteRT loop, fitted line); right: peak RSS by role."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = results["sizes"]
+    ns = np.array([r["n"] for r in rows])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    left.plot(ns, [r["pipeline"]["wall_s"] for r in rows], "o-", label="pipeline (python -m fruits_lib run)")
+    fit = results["fit_wall"]
+    line = np.linspace(0, ns.max(), 50)
+    left.plot(line, fit["intercept_s"] + fit["slope_s_per_image"] * line, ":", color="grey",
+              label=f"fit: {fit['intercept_s']:.0f} s + N x {fit['slope_s_per_image'] * 1000:.2f} ms (R² {fit['r2']:.3f})")
+    plain = [r for r in rows if "plain_litert" in r]
+    if plain:
+        left.plot([r["n"] for r in plain], [r["plain_litert"]["wall_s"] for r in plain], "k^-",
+                  label="plain LiteRT loop (one process, all cores)")
+    left.set_xlabel("N images (augmented real photos)")
+    left.set_ylabel("wall seconds (process start to exit)")
+    left.set_title(f"Wall time at {results['config']['image_size']} px on {results['config']['master']}")
+    left.set_xlim(left=0)
+    left.set_ylim(bottom=0)
+    left.legend(fontsize=8)
+    for field, label, style in (("jvm_bytes", "JVM (driver + executors)", "s-"),
+                                ("driver_python_bytes", "driver Python", "o-"),
+                                ("python_worker_bytes", "one Python worker (max)", "^-"),
+                                ("python_workers_sum_bytes", "all Python workers", "v--")):
+        right.plot(ns, [r["peaks"][field] / GIB for r in rows], style, label=label)
+    right.set_xlabel("N images")
+    right.set_ylabel("peak RSS, GiB")
+    right.set_ylim(bottom=0)
+    right.set_title("Peak memory by process role")
+    right.legend(fontsize=8)
+    fig.suptitle(f"fruits_lib scale benchmark, {results['machine']['cpu_model']} x{results['machine']['logical_cpus']}, "
+                 f"{results['finished_at']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--input", default=DEFAULT_INPUT, help=f"image folder (default: {DEFAULT_INPUT})")
@@ -992,9 +1292,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--skip-ablations", action="store_true", help="no lever-by-lever pipeline runs")
     parser.add_argument("--skip-plain-scaling", action="store_true", help="plain loop at the headline N only")
     parser.add_argument("--keep-work", action="store_true", help="keep <out>/work (inputs, outputs, logs)")
+    scaling = parser.add_argument_group("scale mode (--scale): <out>/scale.json and <out>/scale.png")
+    scaling.add_argument("--scale", action="store_true",
+                         help="run the chain on --scale-sizes augmented images beside the plain LiteRT loop")
+    scaling.add_argument("--scale-sizes", default="5000,20000,50000", help="N of the scale runs")
+    scaling.add_argument("--scale-plain-max", type=int, default=20000,
+                         help="largest N at which the plain LiteRT loop also runs (default: 20000)")
+    scaling.add_argument("--scale-data", help="folder of the augmented set, kept between runs "
+                                              "(default: <out>/work/scale-data)")
+    scaling.add_argument("--seed", type=int, default=0, help="seed of the augmented set")
     internal = parser.add_argument_group("internal modes (run by the harness)")
     internal.add_argument("--plain-loop", action="store_true", help=argparse.SUPPRESS)
     internal.add_argument("--plain-output", help=argparse.SUPPRESS)
+    internal.add_argument("--plain-engine", default="keras", choices=("keras", "litert"), help=argparse.SUPPRESS)
     internal.add_argument("--pure-inference", help=argparse.SUPPRESS)
     internal.add_argument("--start-at", type=float, default=0.0, help=argparse.SUPPRESS)
     internal.add_argument("--pca-compare", action="store_true", help=argparse.SUPPRESS)
@@ -1019,15 +1329,17 @@ def main(argv=None) -> None:
         return pca_compare(args)
     if args.build_time:
         return build_time(args)
-    results = harness(args)
     out = Path(args.out)
+    name, figure, draw, report = (("scale.json", "scale.png", plot_scale, print_scale_report) if args.scale
+                                  else ("results.json", "benchmark.png", plot, print_report))
+    results = scale(args) if args.scale else harness(args)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=out, delete=False, suffix=".tmp") as handle:
         json.dump(results, handle, indent=1)
-    os.replace(handle.name, out / "results.json")
-    plot(results, out / "benchmark.png")
-    print_report(results)
-    print(f"wrote {out / 'results.json'} and {out / 'benchmark.png'}")
+    os.replace(handle.name, out / name)
+    draw(results, out / figure)
+    report(results)
+    print(f"wrote {out / name} and {out / figure}")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from fruits_lib.errors import FruitsError, InputError, OutputError
 from fruits_lib.featurize import ImageFeaturizer
 from fruits_lib.progress import spark_progress
 from fruits_lib.session import cluster_info, get_spark
-from fruits_lib.write import STALE_LOCK_SECONDS, SUMMARY, FileSystem, RunOutput
+from fruits_lib.write import STALE_LOCK_SECONDS, SUMMARY, FileSystem, RunOutput, write_parquet
 
 IDENTITY = ["path", "length", "modificationTime"]  # what makes an input file "already done"
 IMAGES_PER_PARTITION = 32  # fewer, larger tasks: the model is cached per worker anyway
@@ -88,22 +88,20 @@ def partitions_for(images: int, parallelism: int) -> int:
     return max(1, min(parallelism * 2, math.ceil(images / IMAGES_PER_PARTITION)))
 
 
-def featurized_to_columns(featurized: DataFrame) -> DataFrame:
+def featurized_to_columns(featurizer: ImageFeaturizer, frame: DataFrame) -> DataFrame:
     """Featurizer output as stored: features as array<float> (null when the image failed)."""
-    vectors = F.col("features")
-    as_array = F.when(vectors.isNotNull(), vector_to_array(vectors, "float32"))
-    return featurized.select(*IDENTITY, "label", as_array.alias("features"), "error")
+    return featurizer.transform_to_arrays(frame).select(*IDENTITY, "label", "features", "error")
 
 
 def run(input_path: str, output_path: str, *, weights: str = "imagenet", pca_variance: float = 0.95,
         pca_k: int | None = None, image_size: int = 224, batch_size: int = 32, master: str | None = None,
         mode: str = "full", overwrite: bool = False, pca_reuse: bool = False, engine: str = "tflite",
         stale_lock_seconds: float = STALE_LOCK_SECONDS, spark=None, log=print, count_method: str = "index",
-        local_defaults: dict | None = None) -> dict:
+        local_defaults: dict | None = None, class_archive: bool = True) -> dict:
     """Run the chain on ``input_path`` and publish everything under ``output_path``; returns the summary.
 
-    ``count_method`` (see :func:`load.count_files`) and ``local_defaults`` (see :func:`session.get_spark`)
-    exist so that the benchmark can measure each lever with other arguments.
+    ``count_method`` (see :func:`load.count_files`), ``local_defaults`` and ``class_archive`` (see
+    :func:`session.get_spark`) exist so that the benchmark can measure each lever with other arguments.
     """
     if mode not in ("full", "incremental"):
         raise FruitsError(f"--mode must be full or incremental, not {mode!r}")
@@ -126,7 +124,7 @@ def run(input_path: str, output_path: str, *, weights: str = "imagenet", pca_var
     log(f"[1/5] weights {resolved.source} (sha256 {resolved.sha256[:12]}..., "
         f"{resolved.nbytes / 1e6:.1f} MB; the {engine} model is broadcast once to the executors)")
     with timer("spark"):
-        spark = spark or get_spark(master, local_defaults=local_defaults)
+        spark = spark or get_spark(master, local_defaults=local_defaults, class_archive=class_archive)
     fs = FileSystem(spark)
     if not fs.is_dir(source):
         raise InputError(f"input folder not found: {source}")
@@ -204,12 +202,12 @@ def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: 
             frame = frame.coalesce(partitions_for(images_in, spark.sparkContext.defaultParallelism))
             log(f"[3/5] featurizing {images_in} images at {image_size} px ({engine}, batches of {batch_size})")
             with spark_progress(spark, "featurize"):
-                featurized_to_columns(featurizer.transform(frame)).write.parquet(out.stage("featurized"))
+                write_parquet(featurized_to_columns(featurizer, frame), out.stage("featurized"))
         with timer("write"):
             staged = spark.read.parquet(out.stage("featurized"))
             expected = (lambda: todo) if incremental else (lambda: load.image_uris(spark, source))
             staged = _with_unread_files(spark, staged, expected, images_in)
-            staged.filter("error IS NULL").drop("error").write.parquet(out.stage("features"))
+            write_parquet(staged.filter("error IS NULL").drop("error"), out.stage("features"))
             staged.filter("error IS NOT NULL").drop("features").write.parquet(out.stage("errors"))
             status, labels = {}, {}
             for row in staged.groupBy(F.col("error").isNull().alias("ok"), "label").count().collect():
@@ -311,7 +309,7 @@ def _prune(spark, out: RunOutput, name: str, stale: DataFrame, keys: list, remov
         part = f"{name}/run={row['run']}"
         frame = spark.read.parquet(out.path(part))
         kept = frame.join(stale_keys, keys, "left_anti").select(*frame.columns)
-        kept.write.parquet(out.stage("_pruned/" + part))
+        write_parquet(kept, out.stage("_pruned/" + part))
         remove.append(part)
         if spark.read.parquet(out.stage("_pruned/" + part)).count():
             moves.append(["_pruned/" + part, part])
@@ -357,10 +355,12 @@ def _reduce(spark, out: RunOutput, featurizer: ImageFeaturizer, images_ok: int, 
     if vectors is None:
         log("[4/5] PCA: no featurized image, skipped")
         return {"k": None}, [], []
-    vectors = vectors.select("path", "label", "features").cache()  # array<float>: half the memory of a Vector; the fit reads it as is
-    rows = vectors.count()
+    # Not cached: the fit and the projection each scan the float32 parquet once, so no executor (the
+    # driver's JVM itself in local mode) holds every feature in memory: memory stays flat in N.
+    vectors = vectors.select("path", "label", "features")
+    # a full run knows its rows; only a union with earlier runs needs a count (a Spark job)
+    rows = images_ok if len(sources) == 1 and stale is None and not incremental else vectors.count()
     if rows < 2:
-        vectors.unpersist()
         log("[4/5] PCA: fewer than 2 featurized images, skipped")
         return {"k": None}, [], []
     log(f"[4/5] PCA on {rows} images (" + (f"k = {pca_k})" if pca_k else f"smallest k reaching {pca_variance:.0%})"))
@@ -376,7 +376,6 @@ def _reduce(spark, out: RunOutput, featurizer: ImageFeaturizer, images_ok: int, 
         out.fs.write_bytes(out.stage("explained_variance.png"), plot.to_png(figure))
         plot.plt.close(figure)
         saved.result()  # re-raises the save's error, if any
-    vectors.unpersist()
     log(f"      k = {result.k} components explain {result.cumulative[result.k - 1]:.1%} of the variance")
     fields = {
         "k": result.k, "pca": "fitted", "pca_fitted_on": rows,
@@ -391,4 +390,4 @@ def _project(model: PipelineModel, vectors: DataFrame, target: str) -> None:
     if "array" in dict(vectors.dtypes).get("features", ""):
         vectors = vectors.withColumn("features", array_to_vector("features"))
     projected = model.transform(vectors).select("path", "label", vector_to_array(F.col("pca")).alias("pca"))
-    projected.write.parquet(target)
+    write_parquet(projected, target)

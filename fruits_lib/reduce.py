@@ -10,8 +10,8 @@ a local SVD of that d x d matrix on the driver, in pure-Java LAPACK when no nati
 installed: 7-15 s for d = 1280 whatever the number of rows.
 The default ``solver="eigh"`` does the same two steps faster: one Spark job in which each task
 sums its rows' count, mean and centred scatter matrix with numpy (float64, merged exactly with
-the parallel-variance formula), the d x d summaries being combined with ``treeAggregate`` so the
-driver receives a bounded handful of them (13 MB each for d = 1280) whatever the number of
+the parallel-variance formula), the d x d summaries being merged by levels of tasks so the
+driver receives at most 4 of them (13 MB each for d = 1280) whatever the number of
 partitions, then ``numpy.linalg.eigh`` of the covariance on the driver (~0.4 s). It also yields
 the mean, so the centring stage needs no pass of its own. The fitted stages are the regular,
 saveable Spark ML ``StandardScalerModel`` and ``PCAModel`` that ``StandardScaler.fit`` and
@@ -74,9 +74,9 @@ def fit_pca(features: DataFrame, input_col: str = "features", output_col: str = 
             k: int | None = None, variance: float = 0.95, solver: str = "eigh") -> PCAResult:
     """Fit centring + PCA on a Vector or array<float|double> column; k given, or chosen to reach ``variance``.
 
-    Cache ``features`` first: the fit reads it (once with ``eigh``, several times with ``spark``).
-    An array<float> column can stay cached as float32 (half a Vector's size); the fitted model
-    transforms Vectors (``pyspark.ml.functions.array_to_vector``).
+    The fit reads ``features`` once with ``eigh`` (several times with ``spark``: cache it then). An
+    array<float> column is read as float32 (half a Vector's size); the fitted model transforms
+    Vectors (``pyspark.ml.functions.array_to_vector``).
     ``solver``: ``eigh`` (covariance summed by Spark with numpy in the workers, eigendecomposed on
     the driver) or ``spark`` (``StandardScaler.fit`` + ``PCA.fit``).
     """
@@ -127,19 +127,50 @@ def _merge(a: tuple, b: tuple) -> tuple:
     return n, mean_a + delta * (n_b / n), m2_a + m2_b + np.outer(delta, delta) * (n_a * n_b / n)
 
 
+MOMENT_ROWS = 1024  # rows per scatter-matrix product: 10 MB of float64, one GEMM instead of 16 small ones
+MOMENTS_SCHEMA = "n long, mean binary, m2 binary"
+MERGE_FAN_IN = 8  # summaries merged by one task at each level of the tree
+DRIVER_SUMMARIES = 4  # at most this many 13 MB summaries reach the driver
+
+
 def _partition_moments(batches):
-    """mapInPandas body: one row per task with its count, mean and centred scatter (float64)."""
+    """mapInPandas body: one row per task with its count, mean and centred scatter (float64).
+
+    Arrow batches (64 rows) are gathered into blocks of ``MOMENT_ROWS`` before the product, which
+    makes the d x d scatter matrix be rewritten once per block rather than once per batch.
+    """
     import pandas as pd
 
-    total = (0, None, None)
+    total, block, held = (0, None, None), [], 0
+
+    def add(total, block):
+        x = np.concatenate(block).astype(np.float64)
+        mean = x.mean(axis=0)
+        centred = x - mean
+        return _merge(total, (len(x), mean, centred.T @ centred))
+
     for batch in batches:
         rows = batch["x"].dropna()
         if rows.empty:
             continue
-        x = np.stack(rows.to_numpy()).astype(np.float64)
-        mean = x.mean(axis=0)
-        centred = x - mean
-        total = _merge(total, (len(x), mean, centred.T @ centred))
+        block.append(np.stack(rows.to_numpy()))
+        held += len(rows)
+        if held >= MOMENT_ROWS:
+            total, block, held = add(total, block), [], 0
+    if block:
+        total = add(total, block)
+    if total[0]:
+        yield pd.DataFrame({"n": [total[0]], "mean": [total[1].tobytes()], "m2": [total[2].tobytes()]})
+
+
+def _merge_moments(batches):
+    """mapInPandas body of one tree level: the summaries a task received, merged into one row."""
+    import pandas as pd
+
+    total = (0, None, None)
+    for batch in batches:
+        for row in batch.itertuples(index=False):
+            total = _merge(total, _summary(row._asdict()))
     if total[0]:
         yield pd.DataFrame({"n": [total[0]], "mean": [total[1].tobytes()], "m2": [total[2].tobytes()]})
 
@@ -147,26 +178,30 @@ def _partition_moments(batches):
 def _summary(row) -> tuple:
     """A ``_partition_moments`` row as ``(count, mean, scatter)`` numpy arrays."""
     mean = np.frombuffer(row["mean"], dtype=np.float64)
-    return row["n"], mean, np.frombuffer(row["m2"], dtype=np.float64).reshape(len(mean), len(mean))
+    return int(row["n"]), mean, np.frombuffer(row["m2"], dtype=np.float64).reshape(len(mean), len(mean))
 
 
-def tree_depth(summaries: int) -> int:
-    """Depth of ``treeAggregate`` that leaves at most 4 summaries to send to the driver.
+def merge_plan(summaries: int) -> list:
+    """Task counts of the merge levels that take ``summaries`` down to at most ``DRIVER_SUMMARIES``.
 
-    PySpark's tree stops when ``n <= scale + n / scale`` with ``scale = ceil(n ** (1 / depth))``;
-    a depth of ``log2(n)`` keeps ``scale`` at 2, so n <= 4 at the end, whatever the partition count.
+    Each level merges up to ``MERGE_FAN_IN`` summaries per task, so the driver receives a bounded
+    number of them (52 MB for d = 1280) whatever the number of partitions.
     """
-    return max(2, math.ceil(math.log2(max(summaries, 2))))
+    plan = []
+    while summaries > DRIVER_SUMMARIES:
+        summaries = max(DRIVER_SUMMARIES, math.ceil(summaries / MERGE_FAN_IN))
+        plan.append(summaries)
+    return plan
 
 
 def _mean_covariance(features: DataFrame, column: str, tasks: int | None = None) -> tuple:
     """``(rows, mean, covariance)`` of a Vector or array column, in one distributed pass.
 
     ``tasks`` tasks (default: at most 2 per core, never more than the partitions; coalesced,
-    no shuffle) each sum their rows into one d x d summary; the summaries are merged on the
-    executors by ``treeAggregate`` so the driver receives at most 4 of them (52 MB for d = 1280),
-    whatever the number of partitions. Collecting one per partition instead passes Spark's
-    ``spark.driver.maxResultSize`` (1 GiB by default) at ~80 partitions.
+    no shuffle) each sum their rows into one d x d summary; levels of merge tasks (a shuffle of
+    the summaries each, see :func:`merge_plan`) leave at most 4 for the driver, whatever the number
+    of partitions. Collecting one per partition instead passes Spark's ``spark.driver.maxResultSize``
+    (1 GiB by default) at ~80 partitions. Summaries travel as Arrow batches, never pickled.
     """
     values = F.col(column) if _is_array(features, column) else vector_to_array(column, "float64")
     arrays = features.select(values.alias("x"))
@@ -174,9 +209,13 @@ def _mean_covariance(features: DataFrame, column: str, tasks: int | None = None)
     tasks = min(partitions, tasks or 2 * features.sparkSession.sparkContext.defaultParallelism)
     if tasks < partitions:
         arrays = arrays.coalesce(tasks)
-    summaries = arrays.mapInPandas(_partition_moments, "n long, mean binary, m2 binary").rdd.map(_summary)
-    depth = tree_depth(summaries.getNumPartitions())
-    rows, mean, m2 = summaries.treeAggregate((0, None, None), _merge, _merge, depth=depth)
+    summaries = arrays.mapInPandas(_partition_moments, MOMENTS_SCHEMA)
+    for level in merge_plan(tasks):
+        summaries = summaries.repartition(level).mapInPandas(_merge_moments, MOMENTS_SCHEMA)
+    total = (0, None, None)
+    for row in summaries.toPandas().to_dict("records"):
+        total = _merge(total, _summary(row))
+    rows, mean, m2 = total
     if not rows:
         return 0, np.zeros(0), np.zeros((0, 0))
     return rows, mean, m2 / max(rows - 1, 1)

@@ -1,12 +1,17 @@
-"""Deterministic generator of a small Fruits-360-like image set (the repo's ``data_sample/``).
+"""Deterministic image sets: the synthetic ``data_sample/`` and augmented copies of real photos.
 
 Fruits-360 photos are 100x100 JPEGs of one centred fruit on a pure white background, shot
 while the fruit turns. We draw look-alikes with PIL so that tests, demos and CI can run the
 pipeline without downloading the real dataset. Every image is a pure function of (seed, label, index).
+:func:`augment` multiplies real photos (flips, rotations, crops) into sets of any size, e.g. the
+50,000 images of the scale benchmark, each a pure function of (photo, index, seed).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import time
 import zlib
 from pathlib import Path
 
@@ -212,3 +217,113 @@ def make_sample(out_dir, per_class=20, size=100, seed=0, classes=None, overwrite
             render(label, i, size, seed).save(out / label / f"{label}_{i:03d}.jpg", "JPEG", quality=90)
         counts[label] = per_class
     return counts
+
+
+# ---------------------------------------------------------------- augmented copies of real photos
+AUGMENT_MANIFEST = "_augment.json"  # a leading "_": Spark's file sources never read it as an image
+
+
+def _augmented_name(source: Path, index: int) -> str:
+    return f"{source.stem}_a{index:07d}.jpg"
+
+
+def augment_image(content: bytes, index: int, seed: int = 0) -> bytes:
+    """One augmented view of a photo (JPEG q90 bytes): a pure function of (content, index, seed).
+
+    A random horizontal flip, a rotation on white (the Fruits-360 background), a crop of 80-100 %
+    of the side resized back, and a brightness change of +-10 %: new pixels, same fruit and label.
+    """
+    import io
+
+    from PIL import ImageEnhance, ImageOps
+
+    rng = np.random.default_rng([seed, index])
+    with Image.open(io.BytesIO(content)) as opened:
+        image = opened.convert("RGB")
+    side = image.size
+    if rng.random() < 0.5:
+        image = ImageOps.mirror(image)
+    image = image.rotate(float(rng.uniform(0, 360)), Image.BILINEAR, fillcolor=(255, 255, 255))
+    scale = rng.uniform(0.8, 1.0)
+    width, height = int(round(side[0] * scale)), int(round(side[1] * scale))
+    left, top = int(rng.integers(0, side[0] - width + 1)), int(rng.integers(0, side[1] - height + 1))
+    image = image.crop((left, top, left + width, top + height)).resize(side, Image.BILINEAR)
+    image = ImageEnhance.Brightness(image).enhance(float(rng.uniform(0.9, 1.1)))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def _augment_chunk(jobs: list, seed: int) -> list:
+    """Worker body: write each ``(index, source, target)``; returns the failures as ``(source, reason)``."""
+    failed = []
+    for index, source, target in jobs:
+        try:
+            data = augment_image(Path(source).read_bytes(), index, seed)
+        except (OSError, ValueError, SyntaxError) as exc:  # PIL's errors for unreadable images
+            failed.append((source, f"{type(exc).__name__}: {str(exc).split(' <')[0]}"))
+            continue
+        Path(target).write_bytes(data)
+    return failed
+
+
+def augment(source_dir, out_dir, count: int, seed: int = 0, overwrite: bool = False, workers: int | None = None,
+            log=print) -> dict:
+    """Write ``count`` augmented copies of the photos under ``source_dir`` to ``out_dir/<label>/``.
+
+    Photos are taken round-robin over the labels (so any prefix of the indexes is balanced) and
+    the i-th copy is ``augment_image(photo, i, seed)``: the same call writes the same bytes on any
+    machine and with any number of ``workers`` (processes). ``out_dir/_augment.json`` records how the
+    set was made. A source that cannot be read is reported in the result and skipped.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    from fruits_lib.load import is_image_path
+
+    source, out = Path(source_dir).resolve(), Path(out_dir).resolve()
+    if count < 1:
+        raise ValueError(f"count must be a positive number of images, not {count}")
+    if not source.is_dir():
+        raise ValueError(f"source folder not found: {source}")
+    if out == source or source in out.parents or out in source.parents:
+        raise ValueError(f"the output {out} and the source {source} must not contain each other")
+    photos = sorted(p for p in source.rglob("*") if p.is_file() and is_image_path(p.name)
+                    and not p.name.startswith(("_", ".")))
+    if not photos:
+        raise ValueError(f"no .jpg/.jpeg/.png photo under {source}")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise ValueError(f"{out} is not empty; pass overwrite=True (--overwrite) to replace the augmented set")
+        for old in out.glob("*/*_a[0-9][0-9][0-9][0-9][0-9][0-9][0-9].jpg"):
+            old.unlink()
+        (out / AUGMENT_MANIFEST).unlink(missing_ok=True)
+    by_label: dict = {}
+    for photo in photos:
+        by_label.setdefault(photo.parent.name, []).append(photo)
+    groups = [by_label[label] for label in sorted(by_label)]
+    ordered = [group[i] for i in range(max(map(len, groups))) for group in groups if i < len(group)]
+    jobs = [(i, str(ordered[i % len(ordered)]), str(out / ordered[i % len(ordered)].parent.name /
+                                                     _augmented_name(ordered[i % len(ordered)], i)))
+            for i in range(count)]
+    for label in by_label:
+        (out / label).mkdir(parents=True, exist_ok=True)
+    chunk = 500
+    chunks = [jobs[i:i + chunk] for i in range(0, len(jobs), chunk)]
+    failed, done, started = [], 0, time.perf_counter()
+    with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        for part, result in zip(chunks, pool.map(_augment_chunk, chunks, [seed] * len(chunks))):
+            failed.extend(result)
+            done += len(part)
+            if log and (done == count or done // chunk % 10 == 0):
+                log(f"  augment: {done}/{count} images ({done / count:.0%}), {time.perf_counter() - started:.0f} s")
+    unreadable = sorted(dict(reversed(failed)).items())  # one line per photo, its first reason
+    labels = {}
+    for _, src, target in jobs:
+        if Path(target).exists():
+            labels[Path(src).parent.name] = labels.get(Path(src).parent.name, 0) + 1
+    manifest = {"source": str(source), "source_photos": len(photos), "count": count, "seed": seed,
+                "written": sum(labels.values()), "labels": dict(sorted(labels.items())),
+                "unreadable_sources": [{"path": p, "reason": r} for p, r in unreadable],
+                "naming": "<label>/<source stem>_a<index>.jpg = augment_image(source, index, seed)"}
+    (out / AUGMENT_MANIFEST).write_text(json.dumps(manifest, indent=1))
+    return manifest

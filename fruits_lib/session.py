@@ -3,14 +3,25 @@
 Locally we own the configuration: workers run this interpreter (``PYSPARK_PYTHON``), Arrow
 is on, Python workers are reused (the model is cached per worker) and TensorFlow is quiet.
 Under ``spark-submit`` (EMR), the cluster's configuration is kept as it is.
+
+A local driver JVM loads ~11,000 classes from ~250 jars, lazily, during its first jobs. With
+a class archive (Java's AppCDS, made once per machine by :func:`prepare_class_archive`, e.g. by
+``fruits fetch-weights``) they come parsed and verified from one mapped file instead.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import shutil
+import subprocess
 import sys
+from pathlib import Path
 
+import pyspark
 from pyspark.sql import SparkSession
+
+from fruits_lib.weights import cache_dir
 
 LOCAL_DEFAULTS = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -36,12 +47,40 @@ def under_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
+# Quiet: a missing or outdated archive is simply not used (the JVM loads classes from the jars).
+_ARCHIVE_QUIET = "-Xshare:auto -Xlog:cds=off -Xlog:cds+dynamic=off"
+
+
+def _java() -> Path | None:
+    """The ``java`` spark-submit starts: ``$JAVA_HOME/bin/java``, else the one on ``PATH``."""
+    home = os.environ.get("JAVA_HOME")
+    found = Path(home) / "bin" / "java" if home else shutil.which("java")
+    return Path(found).resolve() if found and Path(found).exists() else None
+
+
+def class_archive_path() -> Path | None:
+    """This machine's archive for the driver JVM: one per Java build and PySpark install (its jars)."""
+    java = _java()
+    if java is None:
+        return None
+    jars = Path(pyspark.__file__).parent / "jars"
+    stamp = f"{java}:{java.stat().st_mtime_ns}:{jars}:{pyspark.__version__}:{sorted(os.listdir(jars)) if jars.is_dir() else ''}"
+    return cache_dir() / "jvm" / f"spark-{pyspark.__version__}-{hashlib.sha256(stamp.encode()).hexdigest()[:16]}.jsa"
+
+
+def _with_java_options(settings: dict, options: str) -> dict:
+    merged = dict(settings)
+    merged["spark.driver.extraJavaOptions"] = f"{settings.get('spark.driver.extraJavaOptions', '')} {options}".strip()
+    return merged
+
+
 def get_spark(master: str | None = None, app_name: str = "fruits", conf: dict | None = None,
-              local_defaults: dict | None = None) -> SparkSession:
+              local_defaults: dict | None = None, class_archive: bool = True) -> SparkSession:
     """The active SparkSession, or a new one on ``master`` (default ``local[*]`` outside spark-submit).
 
     ``local_defaults`` replaces :data:`LOCAL_DEFAULTS` (the settings we own outside spark-submit),
     e.g. to measure what one of them brings; ``conf`` is applied on top in every case.
+    ``class_archive``: start a local driver JVM with this machine's class archive, when one exists.
     """
     active = SparkSession.getActiveSession()
     if active is not None and master in (None, active.sparkContext.master):
@@ -54,7 +93,11 @@ def get_spark(master: str | None = None, app_name: str = "fruits", conf: dict | 
         builder = builder.master(master or "local[*]")
         if (master or "local").startswith("local"):
             os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        for key, value in (LOCAL_DEFAULTS if local_defaults is None else local_defaults).items():
+        settings = LOCAL_DEFAULTS if local_defaults is None else local_defaults
+        archive = class_archive_path() if class_archive else None
+        if archive is not None and archive.exists():
+            settings = _with_java_options(settings, f"-XX:SharedArchiveFile={archive} {_ARCHIVE_QUIET}")
+        for key, value in settings.items():
             builder = builder.config(key, value)
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
@@ -78,3 +121,51 @@ def cluster_info(spark: SparkSession) -> dict:
         "executors": max(executors - 1, 1) if not sc.master.startswith("local[") else 1,
         "settings": {k: v for k, v in settings.items() if v is not None},
     }
+
+
+def prepare_class_archive(weights: str = "offline", log=print) -> Path | None:
+    """Make this machine's class archive once (~30 s): a tiny run of the chain in a child process.
+
+    The child's driver JVM writes the classes it loaded at exit (``-XX:ArchiveClassesAtExit``) to a
+    private name, renamed into place only once the JVM is gone: a half-written archive is never used.
+    """
+    archive = class_archive_path()
+    if archive is None or archive.exists():
+        return archive
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    partial = archive.with_name(f"{archive.name}.{os.getpid()}.partial")
+    env = dict(os.environ, PYSPARK_PYTHON=os.environ.get("PYSPARK_PYTHON", sys.executable))
+    done = subprocess.run([sys.executable, "-m", "fruits_lib.session", str(partial), weights], env=env,
+                          capture_output=True, text=True)
+    if done.returncode != 0 or not partial.exists() or partial.stat().st_size == 0:
+        partial.unlink(missing_ok=True)
+        log(f"note: no JVM class archive ({done.stderr.strip().splitlines()[-1:] or 'no archive written'}); "
+            "runs start the JVM without it")
+        return None
+    os.replace(partial, archive)
+    return archive
+
+
+def _dump_class_archive(target: str, weights: str) -> None:
+    """Child of :func:`prepare_class_archive`: the chain on 4 synthetic images, then the JVM's exit."""
+    import tempfile
+
+    from fruits_lib.pipeline import run
+    from fruits_lib.sample import make_sample
+
+    with tempfile.TemporaryDirectory(prefix="fruits-class-archive-") as folder:
+        make_sample(os.path.join(folder, "in"), per_class=2, classes=["apple", "lemon"])
+        spark = get_spark("local[2]", app_name="fruits-class-archive", class_archive=False,
+                          conf={"spark.driver.extraJavaOptions":
+                                f"{LOCAL_DEFAULTS['spark.driver.extraJavaOptions']} -XX:ArchiveClassesAtExit={target} "
+                                f"{_ARCHIVE_QUIET}"})
+        run(os.path.join(folder, "in"), os.path.join(folder, "out"), weights=weights, pca_k=2, spark=spark,
+            log=lambda message: None)
+        jvm = spark.sparkContext._gateway.proc  # the driver JVM, started by PySpark with a stdin pipe
+        spark.stop()
+        jvm.stdin.close()  # PySpark's gateway exits on end of input: the archive is written at exit
+        jvm.wait(timeout=300)
+
+
+if __name__ == "__main__":
+    _dump_class_archive(sys.argv[1], sys.argv[2])

@@ -20,7 +20,7 @@ import socket
 import time
 from datetime import datetime, timezone
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from fruits_lib.errors import OutputError
 
@@ -31,6 +31,19 @@ READY = "_READY.json"
 REPLACED = "_replaced"
 RESULTS = ("features", "errors", "pca", "model", "explained_variance.png")
 STALE_LOCK_SECONDS = 24 * 3600  # default age after which another run may take a lock over
+
+
+def write_parquet(frame: DataFrame, path: str) -> None:
+    """``frame`` as parquet, its float arrays without dictionary encoding.
+
+    1,280 distinct floats per row defeat a dictionary; parquet-mr builds one anyway, then falls
+    back to plain encoding, which costs the JVM ~15% of the write (measured on the features).
+    """
+    writer = frame.write
+    for name, dtype in frame.dtypes:
+        if dtype.startswith("array<"):
+            writer = writer.option(f"parquet.enable.dictionary#{name}.list.element", "false")
+    writer.parquet(path)
 
 
 def join(base: str, *parts: str) -> str:

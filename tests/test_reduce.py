@@ -151,7 +151,7 @@ def test_old_collect_breaks_the_driver_limit(spark, many_partitions):
 
 
 def test_pca_of_400_partitions_fits_under_a_64m_driver_result_limit(spark, many_partitions):
-    from fruits_lib.reduce import _mean_covariance, tree_depth
+    from fruits_lib.reduce import _mean_covariance, merge_plan
 
     matrix, frame = many_partitions
     reference = SkPCA().fit(matrix)
@@ -165,4 +165,4 @@ def test_pca_of_400_partitions_fits_under_a_64m_driver_result_limit(spark, many_
     assert rows == 400
     np.testing.assert_allclose(mean, matrix.mean(axis=0), rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(covariance, np.cov(matrix, rowvar=False), rtol=1e-7, atol=1e-9)
-    assert [tree_depth(n) for n in (1, 2, 16, 400)] == [2, 2, 4, 9]
+    assert [merge_plan(n) for n in (1, 4, 8, 16, 400)] == [[], [], [4], [4], [50, 7, 4]]

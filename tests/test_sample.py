@@ -115,3 +115,54 @@ def test_rejects_bad_arguments(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         make_sample(tmp_path / "out", **kwargs)
     assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- augment (the scale benchmark's sets)
+def _digests(root: Path) -> dict:
+    import hashlib
+
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*.jpg")}
+
+
+def test_augment_is_deterministic_whatever_the_process_count(tmp_path):
+    from fruits_lib.sample import augment
+
+    one = augment(DATA_SAMPLE, tmp_path / "one", 40, workers=1, log=None)
+    two = augment(DATA_SAMPLE, tmp_path / "two", 40, workers=2, log=None)
+    assert _digests(tmp_path / "one") == _digests(tmp_path / "two")
+    assert len(_digests(tmp_path / "one")) == one["written"] == two["written"] == 40
+    # round-robin over the 8 labels: every label gets 40 / 8 images
+    assert one["labels"] == {label: 5 for label in sorted(FRUITS)}
+    other = augment(DATA_SAMPLE, tmp_path / "other", 40, seed=1, workers=1, log=None)
+    assert other["written"] == 40 and _digests(tmp_path / "other") != _digests(tmp_path / "one")
+
+
+def test_augmented_images_are_new_views_of_their_photo(tmp_path):
+    from fruits_lib.sample import augment
+
+    augment(DATA_SAMPLE, tmp_path / "aug", 16, workers=1, log=None)
+    for path in sorted((tmp_path / "aug").rglob("*.jpg")):
+        stem = path.stem.rsplit("_a", 1)[0]
+        original = DATA_SAMPLE / path.parent.name / f"{stem}.jpg"
+        assert original.exists(), f"{path} names no photo of its label"
+        pixels, before = _pixels(path), _pixels(original)
+        assert pixels.shape == before.shape  # same size as the photo
+        assert np.abs(pixels - before).mean() > 2.0  # but other pixels
+
+
+def test_augment_refuses_a_non_empty_output_and_reports_unreadable_photos(tmp_path):
+    from fruits_lib.sample import AUGMENT_MANIFEST, augment
+
+    source = tmp_path / "photos"
+    (source / "kiwi").mkdir(parents=True)
+    (source / "kiwi" / "broken.jpg").write_bytes(b"not a jpeg")
+    Image.open(DATA_SAMPLE / "kiwi" / "kiwi_000.jpg").save(source / "kiwi" / "good.jpg")
+    made = augment(source, tmp_path / "out", 4, workers=1, log=None)
+    assert made["written"] == 2  # the broken photo's two copies are missing, and said so
+    assert [(Path(u["path"]).name, "UnidentifiedImageError" in u["reason"]) for u in made["unreadable_sources"]] == [
+        ("broken.jpg", True)]
+    assert (tmp_path / "out" / AUGMENT_MANIFEST).exists()
+    with pytest.raises(ValueError, match="not empty"):
+        augment(source, tmp_path / "out", 4, log=None)
+    with pytest.raises(ValueError, match="must not contain each other"):
+        augment(source, source / "inside", 4, log=None)

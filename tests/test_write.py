@@ -5,7 +5,7 @@ import json
 import pytest
 
 from fruits_lib.errors import OutputError
-from fruits_lib.write import FileSystem, RunOutput, join
+from fruits_lib.write import FileSystem, RunOutput, join, write_parquet
 
 
 def test_join_handles_uris_and_slashes():
@@ -24,6 +24,26 @@ def test_filesystem_round_trips_bytes_and_json(spark, tmp_path):
     assert fs.exists(str(tmp_path / "c" / "a" / "b.bin")) and not fs.exists(str(tmp_path / "a"))
     with pytest.raises(OutputError, match="could not move"):
         fs.rename(str(tmp_path / "s.json"), str(tmp_path / "c"))
+
+
+def test_write_parquet_keeps_dictionaries_off_float_arrays_only(spark, tmp_path):
+    """Repeated values would be dictionary-encoded by default: the per-column option must turn that
+    off for the array column and leave strings alone (parquet-mr's ``#column`` syntax; an upgrade
+    that drops it makes the array column PLAIN_DICTIONARY again)."""
+    import pyarrow.parquet as pq
+
+    frame = spark.createDataFrame([(f"p{i % 3}", [0.5] * 16) for i in range(50)], "path string, features array<float>")
+    write_parquet(frame.coalesce(1), str(tmp_path / "plain"))
+    frame.coalesce(1).write.parquet(str(tmp_path / "default"))
+
+    def encodings(folder):
+        meta = pq.ParquetFile(next(folder.glob("*.parquet"))).metadata.row_group(0)
+        return {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)}
+
+    plain, default = encodings(tmp_path / "plain"), encodings(tmp_path / "default")
+    assert "PLAIN_DICTIONARY" in default["features.list.element"]  # what the option has to undo
+    assert "PLAIN_DICTIONARY" not in plain["features.list.element"]
+    assert "PLAIN_DICTIONARY" in plain["path"]
 
 
 def test_publish_moves_results_and_writes_summary_last(spark, tmp_path):
