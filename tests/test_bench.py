@@ -70,6 +70,9 @@ def test_results_structure(bench_run):
         assert run["worker_count"] >= 1 and run["max_builds_per_worker"] >= 1
         assert run["max_peak_rss_per_worker_bytes"] > 0
     assert runs["headline"]["plain_loop"]["n"] == 80
+    litert = runs["headline"]["plain_litert"]  # issue 10's yardstick: the pipeline's engine without Spark
+    assert litert["n"] == 80 and litert["engine"] == "litert" and litert["images_per_s_loop"] > 0
+    assert not litert["tensorflow_imported"]  # the cached TFLite model needs no TensorFlow
     pure = results["pure_inference"]
     assert pure["reference_for_targets"] == "keras_all_cores"
     for name in ("keras_all_cores", "tflite_1_thread", "tflite_all_threads"):
@@ -128,3 +131,40 @@ def test_ablations_are_library_arguments_not_patches():
     assert ablation_levers([]) == {}
     with pytest.raises(SystemExit, match="unknown ablation"):
         ablation_levers(["nope"])
+
+
+def test_scale_helpers_take_the_first_n_images_and_judge_each_ratio(tmp_path):
+    """Scale mode's own arithmetic on made-up figures (the mode itself runs for ~35 min: make bench-scale)."""
+    from bench.harness import SCALE_TARGETS, _first_n, scale_ratios
+
+    for index in range(10):
+        folder = tmp_path / "augmented" / ("apple" if index % 2 else "kiwi")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"photo{index % 3}_a{index:07d}.jpg").write_bytes(b"x")
+    subset = _first_n(tmp_path / "augmented", 4, tmp_path / "n4")
+    assert sorted(p.name for p in subset.rglob("*.jpg")) == [
+        "photo0_a0000000.jpg", "photo0_a0000003.jpg", "photo1_a0000001.jpg", "photo2_a0000002.jpg"]
+    with pytest.raises(SystemExit, match="not 20"):
+        _first_n(tmp_path / "augmented", 20, tmp_path / "n20")
+
+    def run(wall, featurize=100.0):
+        return {"wall_s": wall, "images_per_s_featurize_stage": featurize}
+
+    gib = 1024 ** 3
+    results = {
+        "headline": {"pipeline": run(24.0, featurize=90.0), "plain_litert": {"wall_s": 16.0, "images_per_s_loop": 100.0}},
+        "sizes": [{"n": 5000, "pipeline": run(60.0), "plain_litert": {"wall_s": 50.0},
+                   "peaks": {"driver_bytes": 2 * gib, "python_worker_bytes": gib}},
+                  {"n": 20000, "pipeline": run(210.0), "plain_litert": {"wall_s": 160.0},
+                   "peaks": {"driver_bytes": 2.2 * gib, "python_worker_bytes": 1.3 * gib}}],
+        "fit_wall": linear_fit([5000, 20000], [60.0, 210.0]),
+    }
+    ratios = scale_ratios(results)
+    assert set(ratios) == set(SCALE_TARGETS)
+    assert ratios["featurize_images_per_s_over_plain_litert_loop"]["value"] == 0.9
+    assert ratios["featurize_images_per_s_over_plain_litert_loop"]["pass"]
+    assert ratios["pipeline_wall_over_plain_litert_wall_headline"]["value"] == 1.5
+    assert ratios["pipeline_wall_over_plain_litert_wall_20k"]["value"] == round(210 / 160, 4)
+    assert not ratios["pipeline_wall_over_plain_litert_wall_20k"]["pass"]  # 1.31 > 1.25
+    assert ratios["driver_peak_rss_largest_over_smallest"]["pass"]  # 1.1
+    assert not ratios["worker_peak_rss_largest_over_smallest"]["pass"]  # 1.3
