@@ -988,6 +988,17 @@ def print_report(results: dict) -> None:
     print(f"\nall targets met: {results['all_targets_met']}   (benchmark took {results['bench_wall_s']:.0f} s)")
 
 
+def _save_figure(fig, results: dict, title: str, path: Path) -> None:
+    """Title the figure with the machine and the time of the run, write it as PNG and close it."""
+    import matplotlib.pyplot as plt
+
+    fig.suptitle(f"{title}, {results['machine']['cpu_model']} x{results['machine']['logical_cpus']}, "
+                 f"{results['finished_at']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot(results: dict, path: Path) -> None:
     """Left: images/s against N (pipeline vs references); right: seconds per stage for each N."""
     import matplotlib
@@ -1031,11 +1042,7 @@ def plot(results: dict, path: Path) -> None:
     right.set_ylabel("seconds (stacked = process wall time)")
     right.set_title("Pipeline time per stage")
     right.legend(fontsize=8)
-    fig.suptitle(f"fruits_lib benchmark, {results['machine']['cpu_model']} x{results['machine']['logical_cpus']}, "
-                 f"{results['finished_at']}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save_figure(fig, results, "fruits_lib benchmark", path)
 
 
 # ------------------------------------------------------------------ scale mode (issue 10)
@@ -1261,11 +1268,7 @@ def plot_scale(results: dict, path: Path) -> None:
     right.set_ylim(bottom=0)
     right.set_title("Peak memory by process role")
     right.legend(fontsize=8)
-    fig.suptitle(f"fruits_lib scale benchmark, {results['machine']['cpu_model']} x{results['machine']['logical_cpus']}, "
-                 f"{results['finished_at']}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save_figure(fig, results, "fruits_lib scale benchmark", path)
 
 
 def build_parser() -> argparse.ArgumentParser:
