@@ -648,7 +648,7 @@ def test_bootstrap_installs_requirements_minus_spark_then_wheel_then_weights(tmp
     pip_wheel = [c for c in calls if "--no-deps" in c]
     assert len(pip_wheel) == 1 and pip_wheel[0].endswith("fruits_lib-0.1.0-py3-none-any.whl")
     fetch = [c for c in calls if "fetch-weights" in c]
-    assert fetch == [f"python FRUITS_CACHE_DIR={root}/cache -m fruits_lib fetch-weights --weights imagenet"]
+    assert fetch == [f"python FRUITS_CACHE_DIR={root}/cache -m fruits_lib fetch-weights --weights imagenet --no-class-archive"]
     assert calls.index(fetch[0]) > calls.index(pip_wheel[0])
     assert (tmp_path / "fruits.sh").read_text().strip() == f"export FRUITS_CACHE_DIR={root}/cache"
 
