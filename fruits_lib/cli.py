@@ -291,8 +291,9 @@ def _sample(args) -> int:
         for failure in made["unreadable_sources"]:
             print(f"fruits: unreadable photo skipped: {failure['path']}: {failure['reason']}", file=sys.stderr)
         return 0 if made["written"] == args.count else 1
-    counts = make_sample(args.output or "data_sample", per_class=args.per_class, overwrite=args.overwrite)
-    print(f"wrote {sum(counts.values())} images in {len(counts)} classes under {args.output}: "
+    output = args.output or "data_sample"
+    counts = make_sample(output, per_class=args.per_class, overwrite=args.overwrite)
+    print(f"wrote {sum(counts.values())} images in {len(counts)} classes under {output}: "
           + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
 

@@ -166,3 +166,20 @@ def test_augment_refuses_a_non_empty_output_and_reports_unreadable_photos(tmp_pa
         augment(source, tmp_path / "out", 4, log=None)
     with pytest.raises(ValueError, match="must not contain each other"):
         augment(source, source / "inside", 4, log=None)
+
+
+def test_cli_make_sample_augments_or_says_what_is_missing(tmp_path, capsys, monkeypatch):
+    from fruits_lib import cli
+
+    def fruits(*args):
+        with pytest.raises(SystemExit) as stopped:
+            cli.main([str(a) for a in args])
+        return stopped.value.code, capsys.readouterr()
+
+    code, out = fruits("make-sample", "--augment", "--count", "3")
+    assert code == 2 and "missing --from, --output" in out.err
+    code, out = fruits("make-sample", "--from", DATA_SAMPLE, "--augment", "--count", "8", "--output", tmp_path / "aug")
+    assert code == 0 and f"wrote 8 augmented images of 160 photos under {tmp_path / 'aug'}" in out.out
+    monkeypatch.chdir(tmp_path)  # the default output, data_sample, is relative to the working folder
+    code, out = fruits("make-sample", "--per-class", "1")
+    assert code == 0 and "8 classes under data_sample:" in out.out and (tmp_path / "data_sample" / "kiwi").is_dir()
