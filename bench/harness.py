@@ -136,7 +136,12 @@ def _ratio(results: dict, name: str, numerator: str, denominator: str | None = N
     """A target figure computed from fields of ``results`` (a ratio, or one value if no denominator)."""
     top = get_path(results, numerator)
     value = top / get_path(results, denominator) if denominator else top
-    comparison, threshold = TARGETS[name]
+    return _check(name, value, TARGETS, numerator, denominator)
+
+
+def _check(name: str, value: float, targets: dict, numerator: str, denominator: str | None) -> dict:
+    """``value`` judged against ``targets[name]``, with the fields it was computed from."""
+    comparison, threshold = targets[name]
     passed = value <= threshold if comparison == "<=" else value >= threshold
     return {"value": round(float(value), 4), "target": f"{comparison} {threshold}", "pass": bool(passed),
             "numerator": numerator, "denominator": denominator}
@@ -1176,13 +1181,6 @@ def scale(args) -> dict:
     shutil.rmtree(work / "inputs", ignore_errors=True)
     shutil.rmtree(work / "out", ignore_errors=True)
     return results
-
-
-def _check(name: str, value: float, targets: dict, numerator: str, denominator: str | None) -> dict:
-    comparison, threshold = targets[name]
-    passed = value <= threshold if comparison == "<=" else value >= threshold
-    return {"value": round(float(value), 4), "target": f"{comparison} {threshold}", "pass": bool(passed),
-            "numerator": numerator, "denominator": denominator}
 
 
 def scale_ratios(results: dict) -> dict:

@@ -139,8 +139,6 @@ def _partition_moments(batches):
     Arrow batches (64 rows) are gathered into blocks of ``MOMENT_ROWS`` before the product, which
     makes the d x d scatter matrix be rewritten once per block rather than once per batch.
     """
-    import pandas as pd
-
     total, block, held = (0, None, None), [], 0
 
     def add(total, block):
@@ -160,19 +158,30 @@ def _partition_moments(batches):
     if block:
         total = add(total, block)
     if total[0]:
-        yield pd.DataFrame({"n": [total[0]], "mean": [total[1].tobytes()], "m2": [total[2].tobytes()]})
+        yield _summary_frame(total)
 
 
 def _merge_moments(batches):
     """mapInPandas body of one tree level: the summaries a task received, merged into one row."""
-    import pandas as pd
-
     total = (0, None, None)
     for batch in batches:
-        for row in batch.itertuples(index=False):
-            total = _merge(total, _summary(row._asdict()))
+        total = _merge_rows(total, batch)
     if total[0]:
-        yield pd.DataFrame({"n": [total[0]], "mean": [total[1].tobytes()], "m2": [total[2].tobytes()]})
+        yield _summary_frame(total)
+
+
+def _summary_frame(total: tuple):
+    """A ``(count, mean, scatter)`` summary as the one-row frame of ``MOMENTS_SCHEMA``."""
+    import pandas as pd
+
+    return pd.DataFrame({"n": [total[0]], "mean": [total[1].tobytes()], "m2": [total[2].tobytes()]})
+
+
+def _merge_rows(total: tuple, frame) -> tuple:
+    """``total`` merged with every summary row of a ``MOMENTS_SCHEMA`` pandas frame."""
+    for row in frame.to_dict("records"):
+        total = _merge(total, _summary(row))
+    return total
 
 
 def _summary(row) -> tuple:
@@ -212,10 +221,7 @@ def _mean_covariance(features: DataFrame, column: str, tasks: int | None = None)
     summaries = arrays.mapInPandas(_partition_moments, MOMENTS_SCHEMA)
     for level in merge_plan(tasks):
         summaries = summaries.repartition(level).mapInPandas(_merge_moments, MOMENTS_SCHEMA)
-    total = (0, None, None)
-    for row in summaries.toPandas().to_dict("records"):
-        total = _merge(total, _summary(row))
-    rows, mean, m2 = total
+    rows, mean, m2 = _merge_rows((0, None, None), summaries.toPandas())
     if not rows:
         return 0, np.zeros(0), np.zeros((0, 0))
     return rows, mean, m2 / max(rows - 1, 1)

@@ -155,10 +155,8 @@ def _dump_class_archive(target: str, weights: str) -> None:
 
     with tempfile.TemporaryDirectory(prefix="fruits-class-archive-") as folder:
         make_sample(os.path.join(folder, "in"), per_class=2, classes=["apple", "lemon"])
-        spark = get_spark("local[2]", app_name="fruits-class-archive", class_archive=False,
-                          conf={"spark.driver.extraJavaOptions":
-                                f"{LOCAL_DEFAULTS['spark.driver.extraJavaOptions']} -XX:ArchiveClassesAtExit={target} "
-                                f"{_ARCHIVE_QUIET}"})
+        dumping = _with_java_options(LOCAL_DEFAULTS, f"-XX:ArchiveClassesAtExit={target} {_ARCHIVE_QUIET}")
+        spark = get_spark("local[2]", app_name="fruits-class-archive", class_archive=False, local_defaults=dumping)
         run(os.path.join(folder, "in"), os.path.join(folder, "out"), weights=weights, pca_k=2, spark=spark,
             log=lambda message: None)
         jvm = spark.sparkContext._gateway.proc  # the driver JVM, started by PySpark with a stdin pipe
