@@ -13,7 +13,6 @@ is refused (``--overwrite`` replaces it instead).
 from __future__ import annotations
 
 import math
-import os
 import platform
 import time
 import uuid
@@ -28,6 +27,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from fruits_lib import __version__, load, plot, reduce
+from fruits_lib.checks import check_run
 from fruits_lib.errors import FruitsError, InputError, OutputError
 from fruits_lib.featurize import ImageFeaturizer
 from fruits_lib.progress import spark_progress
@@ -66,23 +66,6 @@ def _tensorflow_version() -> str | None:
     return None
 
 
-def _check_paths(input_path: str, output_path: str) -> tuple:
-    """Validated input and output; local ones are checked at once, before Spark starts."""
-    source, target = load.normalize_path(input_path), load.normalize_path(output_path)
-    if target.rstrip("/") == source.rstrip("/") or target.startswith(source.rstrip("/") + "/"):
-        raise OutputError(f"the output {target} must not be inside the input {source} "
-                          "(its PNG would be read as an image next time)")
-    if "://" not in source and not os.path.isdir(source):
-        raise InputError(f"input folder not found: {source}")
-    if "://" not in target:
-        existing = target
-        while not os.path.exists(existing):
-            existing = os.path.dirname(existing)
-        if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
-            raise OutputError(f"cannot write to {target}: {existing} is not a writable folder")
-    return source, target
-
-
 def partitions_for(images: int, parallelism: int) -> int:
     """Tasks to featurize ``images``: a few per core for balance, never tiny ones."""
     return max(1, min(parallelism * 2, math.ceil(images / IMAGES_PER_PARTITION)))
@@ -103,17 +86,8 @@ def run(input_path: str, output_path: str, *, weights: str = "imagenet", pca_var
     ``count_method`` (see :func:`load.count_files`), ``local_defaults`` and ``class_archive`` (see
     :func:`session.get_spark`) exist so that the benchmark can measure each lever with other arguments.
     """
-    if mode not in ("full", "incremental"):
-        raise FruitsError(f"--mode must be full or incremental, not {mode!r}")
-    if pca_k is not None and pca_k < 1:
-        raise FruitsError(f"--pca-k must be a positive number of components, not {pca_k}")
-    if not 0.0 < pca_variance <= 1.0:
-        raise FruitsError(f"--pca-variance must be in (0, 1], not {pca_variance}")
-    if batch_size < 1:
-        raise FruitsError(f"--batch-size must be positive, not {batch_size}")
-    if not 32 <= image_size <= 1024:
-        raise FruitsError(f"--image-size must be between 32 and 1024 pixels, not {image_size}")
-    source, target = _check_paths(input_path, output_path)
+    source, target = check_run(input_path, output_path, weights=weights, mode=mode, pca_k=pca_k,
+                               pca_variance=pca_variance, batch_size=batch_size, image_size=image_size)
     timer = _Timer()
     started_at = datetime.now(timezone.utc)
     run_id = started_at.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]

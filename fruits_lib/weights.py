@@ -80,6 +80,16 @@ def build_model(arrays: list | None, image_size: int = 224):
     return model
 
 
+def check_source(source: str) -> Path | None:
+    """The weights file a source names (``None`` for a named source), or a clear error; nothing is read."""
+    if source in NAMED_SOURCES:
+        return None
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise WeightsError(f"unknown weights source {source!r}: {SOURCES_HELP}")
+    return path
+
+
 def resolve_weights(source: str = "imagenet") -> Weights:
     """Turn a source name or path into :class:`Weights`, from the cache when it is there."""
     if source in NAMED_SOURCES:
@@ -89,9 +99,7 @@ def resolve_weights(source: str = "imagenet") -> Weights:
             _save_npz(cached, arrays)
         arrays = _load_npz(cached)
         return Weights(arrays, source, weights_sha256(arrays))
-    path = Path(source).expanduser()
-    if not path.is_file():
-        raise WeightsError(f"unknown weights source {source!r}: {SOURCES_HELP}")
+    path = check_source(source)
     arrays = load_weights_file(path)
     return Weights(arrays, str(path.resolve()), weights_sha256(arrays))
 

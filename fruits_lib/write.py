@@ -17,7 +17,9 @@ from __future__ import annotations
 import json
 import os
 import socket
+import tempfile
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from pyspark.sql import DataFrame, SparkSession
@@ -31,6 +33,14 @@ READY = "_READY.json"
 REPLACED = "_replaced"
 RESULTS = ("features", "errors", "pca", "model", "explained_variance.png")
 STALE_LOCK_SECONDS = 24 * 3600  # default age after which another run may take a lock over
+LARGE_PAYLOAD = 1 << 20  # bytes above which FileSystem moves file contents through a local file, not py4j
+
+
+@contextmanager
+def _local_copy():
+    """A private local file name for a transfer, removed afterwards (Hadoop's .crc beside it too)."""
+    with tempfile.TemporaryDirectory(prefix="fruits-transfer-") as folder:
+        yield os.path.join(folder, "payload")
 
 
 def write_parquet(frame: DataFrame, path: str) -> None:
@@ -99,26 +109,47 @@ class FileSystem:
             raise OutputError(f"could not move {source} to {target}")
 
     def write_bytes(self, path: str, data: bytes, overwrite: bool = True) -> None:
-        """Write a file; with ``overwrite=False`` fail if it exists (atomic on local and HDFS)."""
+        """Write a file; with ``overwrite=False`` fail if it exists (atomic on local and HDFS).
+
+        A large payload (a model's network) is handed over as a local temporary file that the JVM
+        copies: through py4j it would travel as a base64 string (~1 s each way for 9 MB).
+        """
         fs, jpath = self._resolve(path)
-        stream = fs.create(jpath, overwrite)
-        try:
-            stream.write(bytearray(data))
-        finally:
-            stream.close()
+        if len(data) <= LARGE_PAYLOAD:
+            stream = fs.create(jpath, overwrite)
+            try:
+                stream.write(bytearray(data))
+            finally:
+                stream.close()
+            return
+        with _local_copy() as local:
+            with open(local, "wb") as handle:
+                handle.write(data)
+            self._copy(self._local_fs().open(self._jvm.org.apache.hadoop.fs.Path(local)), fs.create(jpath, overwrite))
 
     def read_bytes(self, path: str) -> bytes:
         fs, jpath = self._resolve(path)
-        stream = fs.open(jpath)
-        try:
-            length = fs.getFileStatus(jpath).getLen()
+        length = fs.getFileStatus(jpath).getLen()
+        if length > LARGE_PAYLOAD:  # as in write_bytes: a local file instead of a base64 string
+            with _local_copy() as local:
+                self._copy(fs.open(jpath), self._local_fs().create(self._jvm.org.apache.hadoop.fs.Path(local), True))
+                with open(local, "rb") as handle:
+                    data = handle.read()
+        else:
             buffer = self._jvm.java.io.ByteArrayOutputStream()
-            self._jvm.org.apache.hadoop.io.IOUtils.copyBytes(stream, buffer, 65536, False)
+            self._copy(fs.open(jpath), buffer)
             data = bytes(buffer.toByteArray())
-            assert len(data) == length
-            return data
-        finally:
-            stream.close()
+        if len(data) != length:
+            raise OutputError(f"read {len(data)} bytes of {path}, expected {length}")
+        return data
+
+    def _local_fs(self):
+        """The JVM's raw local file system: temporary transfer files get no ``.crc`` beside them."""
+        return self._jvm.org.apache.hadoop.fs.FileSystem.getLocal(self._conf).getRaw()
+
+    def _copy(self, source, target) -> None:
+        """Copy a JVM input stream into an output stream and close both (checksums are checked on read)."""
+        self._jvm.org.apache.hadoop.io.IOUtils.copyBytes(source, target, 1 << 20, True)
 
     def write_json(self, path: str, value) -> None:
         self.write_bytes(path, (json.dumps(value, indent=2, sort_keys=False) + "\n").encode())

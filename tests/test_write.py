@@ -1,6 +1,7 @@
 """fruits_lib.write: Hadoop FileSystem helpers and the staged, summary-last publication."""
 
 import json
+import os
 
 import pytest
 
@@ -24,6 +25,32 @@ def test_filesystem_round_trips_bytes_and_json(spark, tmp_path):
     assert fs.exists(str(tmp_path / "c" / "a" / "b.bin")) and not fs.exists(str(tmp_path / "a"))
     with pytest.raises(OutputError, match="could not move"):
         fs.rename(str(tmp_path / "s.json"), str(tmp_path / "c"))
+
+
+def test_large_payloads_go_through_a_local_file_not_py4j(spark, tmp_path, monkeypatch):
+    """Above LARGE_PAYLOAD (a model's 9 MB network) the bytes take Hadoop's copy from/to a local file;
+    py4j's base64 string would cost ~1 s each way. Same bytes back, overwrite kept, temp files gone."""
+    from fruits_lib import write
+
+    payload = os.urandom(write.LARGE_PAYLOAD + 12345)
+    target = str(tmp_path / "net" / "network.npz")
+    fs = FileSystem(spark)
+    fs.write_bytes(target, b"old")
+    sent = []
+    monkeypatch.setattr(write.tempfile, "TemporaryDirectory", _recording(write.tempfile.TemporaryDirectory, sent))
+    fs.write_bytes(target, payload)
+    assert fs.read_bytes(target) == payload
+    assert len(sent) == 2 and not any(os.path.exists(folder) for folder in sent)  # one each way, cleaned up
+    fs.write_bytes(target, b"small")  # a small one still goes through py4j, and replaces it
+    assert fs.read_bytes(target) == b"small" and len(sent) == 2
+
+
+def _recording(factory, folders):
+    def make(*args, **kwargs):
+        folder = factory(*args, **kwargs)
+        folders.append(folder.name)
+        return folder
+    return make
 
 
 def test_write_parquet_keeps_dictionaries_off_float_arrays_only(spark, tmp_path):
