@@ -6,7 +6,8 @@ logs its model loads and peak memory under ``WORKER_STATS`` (see fruits_lib.feat
 test gives it a folder of its own. The real photos (``../shared``) are featurized once per session
 (``real_run``); when they are missing the tests that need them skip, or FAIL under ``CI=true``.
 data_sample/ goes through the command line once at the default size (``sample_run``): the CLI, PCA,
-retry and slides tests read that run's outputs instead of featurizing the same 160 photos again.
+retry, slides and classifier tests (train, identify, export) read that run's outputs instead of
+featurizing the same 160 photos again.
 
 The command line runs in this process (``fruits``: ``cli.main`` on the session's Spark) wherever a
 fresh process proves nothing more; ``cli`` starts a real ``python -m fruits_lib`` (JVM, Spark and
@@ -27,6 +28,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data_sample"
+SAMPLE_LABELS = tuple(sorted(p.name for p in SAMPLE.iterdir() if p.is_dir()))  # its label folders
 REAL_PHOTOS = ROOT.parent / "shared" / "data" / "fruits360-subset"
 MASTER = "local-cluster[2,1,1024]"
 WORKER_STATS = Path(tempfile.mkdtemp(prefix="fruits-worker-stats-"))
@@ -181,7 +183,7 @@ def sample_run(fruits, tmp_path_factory):
 
     The one featurization of data_sample/ at 224 px in the session: test_cli checks this run,
     test_reduce fits PCA on its ``features/``, test_robustness compares a retried run with it,
-    test_slides builds the deck from it.
+    test_slides builds the deck from it, and the classifier tests train on it (classifier_fixtures).
     """
     output = tmp_path_factory.mktemp("cli") / "out"
     result = fruits("run", "--input", SAMPLE, "--output", output, "--weights", "offline")

@@ -1,7 +1,7 @@
 """train: the hold-out split, the metrics, the saved model (network bundled, altered files refused).
 
-A run on 4 labels x 20 images of data_sample/ (224 px: the TFLite model is already cached) is the
-input; the real-photo figures are checked in test_real_photos.py.
+conftest's run of data_sample/ (8 labels x 20 images, 224 px) is the input (classifier_fixtures);
+the real-photo figures are checked in test_real_photos.py.
 """
 
 import json
@@ -10,11 +10,11 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import SAMPLE_LABELS as LABELS
 
 from fruits_lib.train import classification_metrics, split_holdout, train
 
 pytest_plugins = ["classifier_fixtures"]  # the trained sample model, shared with identify/export tests
-LABELS = ("apple", "banana", "grape", "lemon")  # classifier_fixtures.LABELS
 
 
 def test_metrics_hand_example():
@@ -51,7 +51,8 @@ def test_train_saves_one_pipeline_model_and_its_metrics(trained, classifier_run,
     names = [type(stage).__name__ for stage in PipelineModel.load(str(model_dir)).stages]
     assert names == ["ImageFeaturizer", "StandardScalerModel", "PCAModel", "LogisticRegressionModel", "IndexToString"]
     metrics = json.loads((model_dir / "metrics.json").read_text())
-    assert metrics["n_train"] == 60 and metrics["n_test"] == 20
+    test = 5 * len(LABELS)  # a quarter of the 20 images of each label
+    assert metrics["n_train"] == 3 * test and metrics["n_test"] == test
     assert metrics["weights"]["sha256"] == offline_weights.sha256 and metrics["image_size"] == 224
     assert metrics["labels"] == list(LABELS) and set(metrics["per_class"]) == set(LABELS)
     scores = metrics["classifier"]["cv_log_loss_by_regParam"]  # JSON keys are strings
@@ -59,10 +60,10 @@ def test_train_saves_one_pipeline_model_and_its_metrics(trained, classifier_run,
     assert (model_dir / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (model_dir / "labels.txt").read_text().split() == list(LABELS)
     predictions = pd.read_csv(model_dir / "test_predictions.csv")
-    assert len(predictions) == 20 and (predictions.groupby("label").size() == 5).all()
+    assert len(predictions) == test and (predictions.groupby("label").size() == 5).all()
     assert metrics["accuracy"] == pytest.approx((predictions["label"] == predictions["predicted"]).mean(), abs=1e-6)
-    assert np.sum(metrics["confusion_matrix"]["rows_true_columns_predicted"]) == 20
-    assert metrics["accuracy"] >= 0.8  # 4 synthetic fruits, pretrained features: far above chance (0.25)
+    assert np.sum(metrics["confusion_matrix"]["rows_true_columns_predicted"]) == test
+    assert metrics["accuracy"] >= 0.8  # 8 synthetic fruits, pretrained features: far above chance (0.125)
 
 
 def test_existing_model_is_not_overwritten_silently(spark, trained, classifier_run):
