@@ -267,8 +267,9 @@ def _run(args, **levers) -> int:
     from fruits_lib.checks import check_run
 
     started = time.time()
-    check_run(args.input, args.output, weights=args.weights, mode=args.mode, pca_k=args.pca_k, pca_variance=args.pca_variance,
-              batch_size=args.batch_size, image_size=args.image_size)  # before the JVM: a typo fails at once
+    # before the JVM starts: a typo fails at once, in one line
+    check_run(args.input, args.output, weights=args.weights, mode=args.mode, pca_k=args.pca_k,
+              pca_variance=args.pca_variance, batch_size=args.batch_size, image_size=args.image_size)
     spark = _spark_beside(["fruits_lib.pipeline"], args.master,
                           **{k: levers[k] for k in ("local_defaults", "class_archive") if k in levers})
     from fruits_lib.pipeline import NoImageProcessed, run

@@ -64,7 +64,11 @@ def class_archive_path() -> Path | None:
     if java is None:
         return None
     jars = Path(pyspark.__file__).parent / "jars"
-    stamp = f"{java}:{java.stat().st_mtime_ns}:{jars}:{pyspark.__version__}:{sorted(os.listdir(jars)) if jars.is_dir() else ''}"
+    # The JVM ignores an archive whose class path changed, size or modification time of any jar
+    # included (a re-created venv at the same path): each jar's stat is in the name, so a stale
+    # archive is never picked up in place of a new one.
+    listing = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in jars.iterdir()) if jars.is_dir() else []
+    stamp = f"{java}:{java.stat().st_mtime_ns}:{jars}:{pyspark.__version__}:{listing}"
     return cache_dir() / "jvm" / f"spark-{pyspark.__version__}-{hashlib.sha256(stamp.encode()).hexdigest()[:16]}.jsa"
 
 

@@ -38,7 +38,7 @@ LARGE_PAYLOAD = 1 << 20  # bytes above which FileSystem moves file contents thro
 
 @contextmanager
 def _local_copy():
-    """A private local file name for a transfer, removed afterwards (Hadoop's .crc beside it too)."""
+    """A private local file name for one transfer; its folder is removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="fruits-transfer-") as folder:
         yield os.path.join(folder, "payload")
 
@@ -125,7 +125,8 @@ class FileSystem:
         with _local_copy() as local:
             with open(local, "wb") as handle:
                 handle.write(data)
-            self._copy(self._local_fs().open(self._jvm.org.apache.hadoop.fs.Path(local)), fs.create(jpath, overwrite))
+            target = fs.create(jpath, overwrite)  # first: with overwrite=False an existing file stops here
+            self._copy(self._local_fs().open(self._jvm.org.apache.hadoop.fs.Path(local)), target)
 
     def read_bytes(self, path: str) -> bytes:
         fs, jpath = self._resolve(path)

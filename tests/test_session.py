@@ -43,3 +43,19 @@ def test_the_archive_is_keyed_by_java_and_pyspark(tmp_path, monkeypatch):
     os.utime(fake / "java", (1, 1))
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "jdk"))
     assert class_archive_path() != path  # another Java: another archive, never a mismatched one
+
+
+def test_a_rebuilt_jar_changes_the_archive(tmp_path, monkeypatch):
+    """A venv re-created at the same path has the same jar names but new files: the JVM would silently
+    ignore the old archive (its class path check fails), so the key must change with the jars' stat."""
+    import pyspark
+
+    monkeypatch.setenv("FRUITS_CACHE_DIR", str(tmp_path))
+    (tmp_path / "pyspark" / "jars").mkdir(parents=True)
+    jar = tmp_path / "pyspark" / "jars" / "spark-core.jar"
+    jar.write_bytes(b"jar")
+    os.utime(jar, (1, 1))
+    monkeypatch.setattr(pyspark, "__file__", str(tmp_path / "pyspark" / "__init__.py"))
+    before = class_archive_path()
+    os.utime(jar, (2, 2))  # same name and size, rebuilt
+    assert class_archive_path() != before
