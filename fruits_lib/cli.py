@@ -270,14 +270,15 @@ def _run(args, **levers) -> int:
     # before the JVM starts: a typo fails at once, in one line
     check_run(args.input, args.output, weights=args.weights, mode=args.mode, pca_k=args.pca_k,
               pca_variance=args.pca_variance, batch_size=args.batch_size, image_size=args.image_size)
-    spark = _spark_beside(["fruits_lib.pipeline"], args.master,
-                          **{k: levers[k] for k in ("local_defaults", "class_archive") if k in levers})
+    # the session's levers go to the session; run() gets the rest (it ignores master and these once given spark)
+    session_levers = {k: levers.pop(k) for k in ("local_defaults", "class_archive") if k in levers}
+    spark = _spark_beside(["fruits_lib.pipeline"], args.master, **session_levers)
     from fruits_lib.pipeline import NoImageProcessed, run
 
     try:
         summary = run(args.input, args.output, weights=args.weights, pca_variance=args.pca_variance,
                       pca_k=args.pca_k, image_size=args.image_size, batch_size=args.batch_size,
-                      master=args.master, mode=args.mode, overwrite=args.overwrite, pca_reuse=args.pca_reuse,
+                      mode=args.mode, overwrite=args.overwrite, pca_reuse=args.pca_reuse,
                       engine=args.engine, stale_lock_seconds=args.stale_lock_after,
                       spark=spark, log=lambda message: print(message, flush=True), **levers)
     except NoImageProcessed as exc:

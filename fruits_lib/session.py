@@ -67,7 +67,8 @@ def class_archive_path() -> Path | None:
     # The JVM ignores an archive whose class path changed, size or modification time of any jar
     # included (a re-created venv at the same path): each jar's stat is in the name, so a stale
     # archive is never picked up in place of a new one.
-    listing = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in jars.iterdir()) if jars.is_dir() else []
+    listing = sorted((jar.name, stat.st_size, stat.st_mtime_ns)
+                     for jar, stat in ((jar, jar.stat()) for jar in jars.iterdir())) if jars.is_dir() else []
     stamp = f"{java}:{java.stat().st_mtime_ns}:{jars}:{pyspark.__version__}:{listing}"
     return cache_dir() / "jvm" / f"spark-{pyspark.__version__}-{hashlib.sha256(stamp.encode()).hexdigest()[:16]}.jsa"
 
