@@ -28,10 +28,17 @@ run: setup
 lint:
 	$(BIN)/ruff check fruits_lib fruits_emr bench slides tests emr
 
-# pytest's exit 5 (no test collected) is turned into an explicit failure: no test is no proof.
+# Two pytest runs, each with the Spark master its tests need (tests/conftest.py): the suite on local[2]
+# (one JVM), then the tests marked `cluster` on local-cluster[2,1,1024] (two executor JVMs, as on EMR).
+# Both always run; make test fails if either fails. pytest's exit 5 (no test collected) is turned into
+# an explicit failure: no test is no proof.
 test: setup lint
-	$(BIN)/python -m pytest --durations=15; status=$$?; \
-	if [ $$status -eq 5 ]; then echo "make test: pytest collected no test" >&2; exit 1; fi; exit $$status
+	@status=0; for selection in "not cluster" "cluster"; do \
+	  echo "make test: pytest -m '$$selection'"; \
+	  $(BIN)/python -m pytest -m "$$selection" --durations=15; code=$$?; \
+	  if [ $$code -eq 5 ]; then echo "make test: pytest -m '$$selection' collected no test" >&2; code=1; fi; \
+	  if [ $$code -ne 0 ]; then status=$$code; fi; \
+	done; exit $$status
 
 # The performance benchmark of issue 5 (~15 min on 2 cores): bench/results.json and bench/benchmark.png.
 bench: setup

@@ -1,7 +1,10 @@
 """Shared fixtures: one Spark session for the whole run, and each costly result computed once.
 
-``local-cluster[2,1,1024]`` starts two executor JVMs, each with its own Python workers,
-so the broadcast weights really cross process boundaries as on EMR. Every Python worker
+The session's master follows the tests selected: ``local-cluster[2,1,1024]`` (two executor JVMs,
+each with its own Python workers, so the broadcast really crosses JVM processes as on EMR) when
+any of them is marked ``cluster``, else ``local[2]`` (one JVM: the same Python workers and Arrow
+path at about half the JVM cost). ``make test`` runs the suite as two pytest runs, ``-m "not
+cluster"`` then ``-m cluster``; ``FRUITS_TEST_MASTER`` forces one master for all. Every Python worker
 logs its model loads and peak memory under ``WORKER_STATS`` (see fruits_lib.featurize) unless a
 test gives it a folder of its own. The real photos (``../shared``) are featurized once per session
 (``real_run``); when they are missing the tests that need them skip, or FAIL under ``CI=true``.
@@ -30,7 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data_sample"
 SAMPLE_LABELS = tuple(sorted(p.name for p in SAMPLE.iterdir() if p.is_dir()))  # its label folders
 REAL_PHOTOS = ROOT.parent / "shared" / "data" / "fruits360-subset"
-MASTER = "local-cluster[2,1,1024]"
+CLUSTER_MASTER = "local-cluster[2,1,1024]"  # tests marked ``cluster``: executors in JVMs of their own
+LOCAL_MASTER = "local[2]"  # every other test
+MASTER = os.environ.get("FRUITS_TEST_MASTER") or LOCAL_MASTER  # set from the selection at collection
 WORKER_STATS = Path(tempfile.mkdtemp(prefix="fruits-worker-stats-"))
 
 # Before any Spark or TensorFlow start: quiet logs, this interpreter on the workers, stats on.
@@ -70,8 +75,12 @@ class Background:
 BACKGROUND = Background()
 
 
+@pytest.hookimpl(trylast=True)  # after ``-m``/``-k`` deselection: only the tests that will run count
 def pytest_collection_modifyitems(config, items):
-    """Start the background jobs the selected tests need; run the tests that read them last."""
+    """Pick the session's master; start the background jobs the selected tests need, run their tests last."""
+    global MASTER
+    if not os.environ.get("FRUITS_TEST_MASTER") and any(item.get_closest_marker("cluster") for item in items):
+        MASTER = CLUSTER_MASTER
     needed = [name for name in BACKGROUND.jobs if any(name in item.fixturenames for item in items)]
     if not config.option.collectonly:
         BACKGROUND.start(needed)
@@ -197,5 +206,5 @@ def pytest_sessionfinish(session, exitstatus):
         BACKGROUND.pool.shutdown(wait=False, cancel_futures=True)
 
 
-def pytest_report_header(config):
-    return [f"spark master for tests: {MASTER}; worker stats in {WORKER_STATS}"]
+def pytest_report_collectionfinish(config, start_path, items):
+    return [f"spark master for these tests: {MASTER}; worker stats in {WORKER_STATS}"]

@@ -1,4 +1,8 @@
-"""The broadcast really works across processes: same features as the driver, one model load per worker."""
+"""The broadcast really works across processes: same features as the driver, one model load per worker.
+
+Marked ``cluster``: these tests run on ``local-cluster[2,1,1024]`` (two executor JVMs, as on EMR), in
+a pytest run of their own (``make test``'s second run, see conftest).
+"""
 
 import json
 import os
@@ -12,12 +16,32 @@ from fruits_lib.featurize import WORKER_STATS_ENV, ImageFeaturizer, decode_image
 from fruits_lib.load import read_images
 from fruits_lib.weights import build_model
 
+pytestmark = pytest.mark.cluster
+
 
 @pytest.fixture(scope="module")
 def two_classes(spark):
     """40 images (kiwi + orange) in 4 partitions: both executors take part."""
     images = read_images(spark, str(SAMPLE / "kiwi")).union(read_images(spark, str(SAMPLE / "orange")))
     return images.repartition(4).cache()
+
+
+def test_tasks_run_in_two_executor_jvms(spark, two_classes):
+    """The premise of this module: tasks run in executor JVMs of their own, not in the driver's."""
+
+    def executor_jvm(_):  # defined here: cloudpickle ships it by value (the workers cannot import tests/)
+        """The JVM above this Python worker (worker -> pyspark daemon -> JVM): ``(pid, main class)``."""
+        import os
+
+        with open(f"/proc/{os.getppid()}/stat") as stat:
+            jvm = int(stat.read().rsplit(")", 1)[1].split()[1])
+        with open(f"/proc/{jvm}/cmdline", "rb") as cmdline:
+            words = cmdline.read().decode().split("\0")
+        return [(jvm, next((w for w in words if w.startswith("org.apache.spark.")), ""))]
+
+    jvms = set(two_classes.rdd.mapPartitions(executor_jvm).collect())
+    assert len({pid for pid, _ in jvms}) == 2, jvms
+    assert {main for _, main in jvms} == {"org.apache.spark.executor.CoarseGrainedExecutorBackend"}, jvms
 
 
 # 224 px is the default size: TFLite (the default engine) is compared with the driver's Keras there too.
@@ -52,3 +76,26 @@ def test_model_loaded_once_per_python_worker(spark, two_classes, tmp_path, monke
     stats = [json.loads(p.read_text()) for p in tmp_path.glob("worker-*.json")]
     assert {s["pid"] for s in stats} == set(per_worker)  # every worker that ran a task loaded it, here
     assert sum(s["tasks"] for s in stats) == 8 > len(per_worker)  # workers were reused across tasks
+
+
+def test_the_whole_chain_runs_across_executor_jvms(spark, offline_weights, tmp_path):
+    """``run()`` end to end with two executor JVMs: listing, featurizing, staging, PCA's merge tasks, publish."""
+    import shutil
+
+    from pyspark.sql import functions as F
+
+    from fruits_lib.pipeline import run
+
+    source = tmp_path / "in"
+    for label in ("kiwi", "orange"):
+        shutil.copytree(SAMPLE / label, source / label)
+    summary = run(str(source), str(tmp_path / "out"), weights="offline", spark=spark, log=lambda m: None)
+
+    assert summary["images_in"] == summary["images_ok"] == 40 and summary["images_failed"] == 0
+    assert summary["weights"]["sha256"] == offline_weights.sha256
+    features = spark.read.parquet(str(tmp_path / "out" / "features"))
+    assert features.select("path").distinct().count() == features.count() == 40
+    assert {r["label"]: r["count"] for r in features.groupBy("label").count().collect()} == {"kiwi": 20, "orange": 20}
+    pca = spark.read.parquet(str(tmp_path / "out" / "pca"))
+    assert pca.count() == 40
+    assert pca.select(F.size("pca").alias("k")).distinct().collect()[0]["k"] == summary["k"]
