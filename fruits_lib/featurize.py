@@ -403,16 +403,21 @@ def _make_udf(broadcast, key: str, image_size: int, batch_size: int, tf_threads:
 _BROADCASTS: dict = {}  # (application id, sha256, engine, size) -> Broadcast: each model is sent once
 
 
-def broadcast_model(spark: SparkSession, weights: Weights, engine: str, image_size: int):
+def broadcast_model(spark: SparkSession, weights: Weights, engine: str, image_size: int,
+                    flatbuffer: bytes | None = None):
     """Broadcast, once per Spark application, what the workers run: the TFLite model or the weights.
 
-    ``tflite``: the flatbuffer converted on the driver (:func:`tflite_model`), so the workers only
-    load it; ``keras``: the weight arrays, from which each worker builds the Keras network.
+    ``tflite``: the flatbuffer converted on the driver (:func:`tflite_model`), or the one a saved
+    featurizer bundles (``flatbuffer``), so the workers only load it; ``keras``: the weight arrays,
+    from which each worker builds the Keras network.
     """
     sc = spark.sparkContext
     key = (sc.applicationId, weights.sha256, engine, image_size if engine == "tflite" else None)
     if key not in _BROADCASTS:
-        value = tflite_model(weights, image_size) if engine == "tflite" else weights.arrays
+        if engine == "tflite":
+            value = flatbuffer if flatbuffer is not None else tflite_model(weights, image_size)
+        else:
+            value = weights.arrays
         _BROADCASTS[key] = sc.broadcast(value)
     return _BROADCASTS[key]
 
@@ -456,6 +461,7 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReada
                          tfThreads=0)
         self._set(**self._input_kwargs)
         self._weights_cache, self._weights_for = None, None
+        self._bundled_tflite = None  # (image size, flatbuffer) of a loaded featurizer: no conversion needed
 
     def resolved_weights(self) -> Weights:
         """The weights, resolved once on the driver; a saved featurizer refuses different weights.
@@ -498,7 +504,9 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReada
             raise ValueError(f"engine must be tflite or keras, not {engine!r}")
         spark = dataset.sparkSession
         threads = self.getOrDefault(self.tfThreads) or int(spark.conf.get("spark.task.cpus", "1"))
-        broadcast = broadcast_model(spark, self.resolved_weights(), engine, image_size)
+        bundled = self._bundled_tflite  # made from these weights (same sha256, checked) at the saved size
+        flatbuffer = bundled[1] if bundled and bundled[0] == image_size else None
+        broadcast = broadcast_model(spark, self.resolved_weights(), engine, image_size, flatbuffer)
         key = model_key(self.resolved_weights().sha256, image_size, engine)
         udf = _make_udf(broadcast, key, image_size, self.getOrDefault(self.batchSize), threads, engine,
                         handle == "error")
@@ -522,7 +530,8 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReada
 
 # ---------------------------------------------------------------- persistence: the network travels inside
 NETWORK_FILE = "network/weights.npz"  # the get_weights() arrays, as weights.py caches them
-NETWORK_MANIFEST = "network/manifest.json"  # the file's sha256, the weights' sha256, the source's name
+NETWORK_MANIFEST = "network/manifest.json"  # the files' sha256, the weights' sha256, the source's name
+NETWORK_TFLITE = "network/mobilenetv2.tflite"  # tflite engine: the converted network at the saved size
 
 
 class TamperedModelError(WeightsError):
@@ -533,7 +542,8 @@ class FeaturizerWriter(DefaultParamsWriter):
     """Saves the params (Spark's metadata) plus the weight arrays and a manifest with their sha256.
 
     A loaded model then needs neither the original source (``offline``, a download, a local file)
-    nor internet: what the featurizer runs is what was trained with.
+    nor internet: what the featurizer runs is what was trained with. With the ``tflite`` engine the
+    converted network travels too, so a fresh machine loads it without TensorFlow or a conversion.
     """
 
     def saveImpl(self, path: str) -> None:
@@ -549,6 +559,12 @@ class FeaturizerWriter(DefaultParamsWriter):
                     "image_size": self.instance.getOrDefault(self.instance.imageSize)}
         fs = FileSystem(self.sparkSession)
         fs.write_bytes(join(path, NETWORK_FILE), data)
+        if self.instance.getOrDefault(self.instance.engine) == "tflite":
+            flatbuffer = tflite_model(weights, manifest["image_size"])
+            manifest["tflite"] = {"file": os.path.basename(NETWORK_TFLITE), "bytes": len(flatbuffer),
+                                  "file_sha256": hashlib.sha256(flatbuffer).hexdigest(),
+                                  "image_size": manifest["image_size"], "tensorflow": _tensorflow_version()}
+            fs.write_bytes(join(path, NETWORK_TFLITE), flatbuffer)
         fs.write_bytes(join(path, NETWORK_MANIFEST), json.dumps(manifest, indent=2).encode())
 
 
@@ -564,17 +580,8 @@ class FeaturizerReader(DefaultParamsReader):
         if not (fs.exists(network) and fs.exists(manifest_path)):
             raise TamperedModelError(f"saved featurizer {path} has no bundled network ({NETWORK_FILE}); "
                                      "re-save it with this version of fruits_lib")
-        try:
-            manifest = json.loads(fs.read_bytes(manifest_path).decode())
-            data = fs.read_bytes(network)
-        except Py4JJavaError as exc:  # e.g. Hadoop's local .crc check fires before our sha256 one
-            reason = str(exc.java_exception).splitlines()[0]
-            raise TamperedModelError(f"refusing model {path}: cannot read its bundled network ({reason}) "
-                                     "(altered file)") from None
-        digest = hashlib.sha256(data).hexdigest()
-        if digest != manifest.get("file_sha256"):
-            raise TamperedModelError(f"refusing model {path}: {NETWORK_FILE} has sha256 {digest[:12]}..., "
-                                     f"the manifest says {str(manifest.get('file_sha256'))[:12]}... (altered file)")
+        manifest = json.loads(_read_bundled(fs, path, manifest_path).decode())
+        data = _read_bundled(fs, path, network, manifest)
         with np.load(io.BytesIO(data)) as archive:
             arrays = [archive[f"arr_{i}"] for i in range(len(archive.files))]
         expected = instance.getOrDefault(instance.weightsSha256) if instance.isDefined(instance.weightsSha256) else None
@@ -585,7 +592,27 @@ class FeaturizerReader(DefaultParamsReader):
         instance._weights_cache = Weights(arrays, f"{manifest.get('source')} (bundled in {path})", actual)
         instance._weights_for = instance.getOrDefault(instance.weights)
         instance._set(weightsSha256=actual)
+        tflite = manifest.get("tflite")  # absent from featurizers saved before it was bundled
+        if tflite:
+            instance._bundled_tflite = (tflite["image_size"],
+                                        _read_bundled(fs, path, join(path, NETWORK_TFLITE), tflite))
         return instance
+
+
+def _read_bundled(fs, model_path: str, file_path: str, manifest: dict | None = None) -> bytes:
+    """One file of a saved featurizer; with ``manifest``, refused unless its sha256 is the recorded one."""
+    name = file_path[len(model_path):].lstrip("/")
+    try:
+        data = fs.read_bytes(file_path)
+    except Py4JJavaError as exc:  # e.g. Hadoop's local .crc check fires before our sha256 one
+        reason = str(exc.java_exception).splitlines()[0]
+        raise TamperedModelError(f"refusing model {model_path}: cannot read {name} ({reason}) "
+                                 "(altered file)") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if manifest is not None and digest != manifest.get("file_sha256"):
+        raise TamperedModelError(f"refusing model {model_path}: {name} has sha256 {digest[:12]}..., "
+                                 f"the manifest says {str(manifest.get('file_sha256'))[:12]}... (altered file)")
+    return data
 
 
 __all__ = ["FEATURE_DIM", "ImageFeaturizer", "ImageDecodeError", "decode_image", "featurize_images",

@@ -47,6 +47,7 @@ def test_identify_cli_on_a_folder_with_no_weights_cache(trained, classifier_run,
     assert "not a readable image" in answers["notes.txt"]["error"]
     assert answers["empty.jpg"]["error"] == "empty file (0 bytes)"
     assert "Traceback" not in result.stderr and "1 identified, 2 not identified" in result.stderr
+    assert not (tmp_path / "empty-cache" / "tflite").exists()  # the bundled TFLite network: no conversion
 
 
 def test_identify_exit_codes(spark, trained, classifier_run, tmp_path, capsys):

@@ -4,6 +4,7 @@ conftest's run of data_sample/ (8 labels x 20 images, 224 px) is the input (clas
 the real-photo figures are checked in test_real_photos.py.
 """
 
+import hashlib
 import json
 import shutil
 
@@ -85,6 +86,19 @@ def test_saved_model_carries_its_network_and_refuses_an_altered_one(spark, train
     assert manifest["weights_sha256"] == trained.metrics["weights"]["sha256"] and manifest["bytes"] > 8e6
     loaded = PipelineModel.load(str(classifier_run / "model")).stages[0]
     assert "bundled" in loaded.resolved_weights().source  # not re-resolved from "offline"
+    flatbuffer = (stage / "network" / "mobilenetv2.tflite").read_bytes()  # the tflite engine's network too
+    assert manifest["tflite"]["file_sha256"] == hashlib.sha256(flatbuffer).hexdigest()
+    assert manifest["tflite"]["image_size"] == 224 and loaded._bundled_tflite == (224, flatbuffer)
+
+    altered_tflite = tmp_path / "altered-tflite"
+    shutil.copytree(classifier_run / "model", altered_tflite)
+    network = next((altered_tflite / "stages").glob("0_*")) / "network" / "mobilenetv2.tflite"
+    network.write_bytes(flatbuffer[:-1] + bytes([flatbuffer[-1] ^ 0xFF]))
+    with pytest.raises(TamperedModelError, match="cannot read network/mobilenetv2.tflite .*Checksum"):
+        PipelineModel.load(str(altered_tflite))  # Hadoop's .crc of the file sees it first
+    (network.parent / f".{network.name}.crc").unlink()
+    with pytest.raises(TamperedModelError, match="network/mobilenetv2.tflite has sha256"):
+        PipelineModel.load(str(altered_tflite))  # without it, the manifest's sha256 does
 
     altered = tmp_path / "altered"
     shutil.copytree(classifier_run / "model", altered)
