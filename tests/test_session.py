@@ -5,7 +5,13 @@ import os
 import pytest
 from conftest import in_ci
 
-from fruits_lib.session import _ARCHIVE_QUIET, _with_java_options, class_archive_path
+from fruits_lib.session import (
+    _ARCHIVE_QUIET,
+    _fixed_heap,
+    _with_java_options,
+    class_archive_path,
+    local_driver_memory,
+)
 
 
 def test_the_session_driver_jvm_maps_the_class_archive(spark):
@@ -59,3 +65,24 @@ def test_a_rebuilt_jar_changes_the_archive(tmp_path, monkeypatch):
     before = class_archive_path()
     os.utime(jar, (2, 2))  # same name and size, rebuilt
     assert class_archive_path() != before
+
+
+def test_the_local_driver_heap_is_fixed(spark):
+    """-Xms = -Xmx: a driver JVM's footprint must not depend on how long the run is (issue 10's flat
+    driver RSS); without -Xms, G1 grew the heap further in a 50k-image run than in a 5k one."""
+    jvm = spark.sparkContext._jvm
+    arguments = list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+    heap = {a[:4]: a[4:] for a in arguments if a.startswith(("-Xms", "-Xmx"))}
+    assert heap.get("-Xms") and heap.get("-Xms") == heap.get("-Xmx"), arguments
+
+
+def test_the_driver_heap_follows_the_task_slots(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert local_driver_memory("local") == "1024m"  # Spark's own default is the floor
+    assert local_driver_memory("local[2]") == "1024m"
+    assert local_driver_memory("local[8]") == local_driver_memory("local[8, 3]") == "4096m"
+    assert local_driver_memory("local[*]") == "3072m"  # one task slot per core
+    assert local_driver_memory("local-cluster[2,1,1024]") == "1024m"  # its tasks run in executor JVMs
+    assert [_fixed_heap(m) for m in ("4g", "1024m", "2GB", "512")] == ["-Xms4g", "-Xms1024m", "-Xms2g", "-Xms512m"]
+    with pytest.raises(ValueError, match="spark.driver.memory"):
+        _fixed_heap("lots")
