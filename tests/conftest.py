@@ -3,8 +3,8 @@
 The session's master follows the tests selected: ``local-cluster[2,1,1024]`` (two executor JVMs,
 each with its own Python workers, so the broadcast really crosses JVM processes as on EMR) when
 any of them is marked ``cluster``, else ``local[2]`` (one JVM: the same Python workers and Arrow
-path at about half the JVM cost). ``make test`` runs the suite as two pytest runs, ``-m "not
-cluster"`` then ``-m cluster``; ``FRUITS_TEST_MASTER`` forces one master for all. Every Python worker
+path at about half the JVM cost). ``make test`` runs the suite as two pytest runs side by side, ``-m
+"not cluster"`` and ``-m cluster``; ``FRUITS_TEST_MASTER`` forces one master for all. Every Python worker
 logs its model loads and peak memory under ``WORKER_STATS`` (see fruits_lib.featurize) unless a
 test gives it a folder of its own. The real photos (``../shared``) are featurized once per session
 (``real_run``); when they are missing the tests that need them skip, or FAIL under ``CI=true``.

@@ -3,6 +3,7 @@
 import io
 import struct
 import zlib
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image
@@ -40,6 +41,11 @@ def png_bomb(width=50_000, height=50_000) -> bytes:
 
 def bad_files() -> dict:
     """Name -> bytes of files that must end in errors/ with a reason."""
+    return dict(_bad_files())
+
+
+@lru_cache(maxsize=1)
+def _bad_files() -> dict:
     good = picture()
     return {
         "empty.jpg": b"",
@@ -52,6 +58,11 @@ def bad_files() -> dict:
 
 def odd_but_valid_files() -> dict:
     """Name -> bytes of valid images in unusual modes and sizes: they must be featurized."""
+    return dict(_odd_but_valid_files())
+
+
+@lru_cache(maxsize=1)  # made once per session: the 6000 x 5000 JPEG alone takes ~1.5 s to encode
+def _odd_but_valid_files() -> dict:
     return {
         "gray.jpg": picture(mode="L"),
         "cmyk.jpg": picture(mode="CMYK"),
