@@ -189,7 +189,7 @@ def _backbone_weights(model) -> list:
 
 def _save_npz(path: Path, arrays: list) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial.npz")
+    partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.npz")  # two fetching processes never share it
     np.savez(partial, *arrays)
     partial.replace(path)  # atomic: a killed fetch never leaves a truncated cache
 
