@@ -59,8 +59,12 @@ def local_driver_memory(master: str) -> str:
     remote masters run them elsewhere, so their driver gets the minimum.
     """
     found = re.fullmatch(r"local(?:\[(\*|\d+)(?:,\s*\d+)?\])?", master.strip())
-    slots = 1 if not found or found.group(1) is None else (
-        os.cpu_count() or 1 if found.group(1) == "*" else int(found.group(1)))
+    if not found or found.group(1) is None:
+        slots = 1
+    elif found.group(1) == "*":
+        slots = os.cpu_count() or 1
+    else:
+        slots = int(found.group(1))
     return f"{max(DRIVER_MEMORY_MIN_MB, DRIVER_MEMORY_PER_TASK_MB * slots)}m"
 
 
