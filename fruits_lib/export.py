@@ -23,7 +23,7 @@ from pyspark.ml.feature import IndexToString, PCAModel, StandardScalerModel
 
 from fruits_lib.errors import InputError, OutputError
 from fruits_lib.featurize import ImageFeaturizer, _configure_tensorflow, tflite_predict
-from fruits_lib.weights import build_model
+from fruits_lib.weights import build_model, write_atomically
 
 LABELS_FILE = "labels.txt"
 
@@ -92,10 +92,7 @@ def export(model: PipelineModel, out: str, overwrite: bool = False) -> dict:
         flatbuffer = tf.lite.TFLiteConverter.from_keras_model(folded).convert()
     labels = folded_matrices(model)["labels"]
     for path, data in ((out, flatbuffer), (labels_path, ("\n".join(labels) + "\n").encode())):
-        partial = f"{path}.{os.getpid()}.partial"
-        with open(partial, "wb") as handle:
-            handle.write(data)
-        os.replace(partial, path)
+        write_atomically(path, data)
     size = int(_stages(model)[0].getOrDefault("imageSize"))
     return {"path": out, "labels_path": labels_path, "bytes": len(flatbuffer), "labels": labels,
             "sha256": hashlib.sha256(flatbuffer).hexdigest(), "input": [1, size, size, 3]}

@@ -41,7 +41,15 @@ from pyspark.sql.functions import pandas_udf
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
 from fruits_lib.errors import WeightsError
-from fruits_lib.weights import FEATURE_DIM, Weights, build_model, cache_dir, resolve_weights, weights_sha256
+from fruits_lib.weights import (
+    FEATURE_DIM,
+    Weights,
+    build_model,
+    cache_dir,
+    resolve_weights,
+    weights_sha256,
+    write_atomically,
+)
 
 TFLITE_INVOKE_BATCH = 1  # images per TFLite invoke: ~10-25% faster than 32 on one core (docs/performance.md)
 MAX_DECODED_PIXELS = 40_000_000  # ~120 MB of RGB: larger images are reported, never decoded
@@ -231,15 +239,6 @@ def tflite_path(sha256: str, image_size: int) -> str:
     return os.path.join(str(cache_dir()), "tflite", name)
 
 
-def _write_atomically(path: str, data: bytes) -> None:
-    """Write via a private temporary name then rename: a concurrent reader never sees half a file."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    partial = f"{path}.{os.getpid()}.partial"
-    with open(partial, "wb") as handle:
-        handle.write(data)
-    os.replace(partial, path)
-
-
 def tflite_model(weights: Weights, image_size: int) -> bytes:
     """The TFLite flatbuffer of MobileNetV2 with ``weights`` at ``image_size``, made on the driver.
 
@@ -256,7 +255,7 @@ def tflite_model(weights: Weights, image_size: int) -> bytes:
     with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
         flatbuffer = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     try:
-        _write_atomically(path, flatbuffer)
+        write_atomically(path, flatbuffer)
     except OSError as exc:  # a read-only cache only costs the next run a conversion
         warnings.warn(f"could not cache the TFLite model at {path}: {exc}", stacklevel=2)
     return flatbuffer

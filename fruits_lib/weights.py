@@ -16,6 +16,7 @@ Sources:
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import subprocess
 import sys
@@ -187,11 +188,20 @@ def _backbone_weights(model) -> list:
     return inner[0].get_weights()
 
 
+def write_atomically(path: str, data: bytes) -> None:
+    """Write via a private temporary name then rename: a concurrent reader never sees half a file,
+    a killed writer never leaves a truncated one, and two writing processes never share a file."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    partial = f"{path}.{os.getpid()}.partial"
+    with open(partial, "wb") as handle:
+        handle.write(data)
+    os.replace(partial, path)
+
+
 def _save_npz(path: Path, arrays: list) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.npz")  # two fetching processes never share it
-    np.savez(partial, *arrays)
-    partial.replace(path)  # atomic: a killed fetch never leaves a truncated cache
+    buffer = io.BytesIO()
+    np.savez(buffer, *arrays)
+    write_atomically(str(path), buffer.getvalue())
 
 
 def _load_npz(path: Path) -> list:

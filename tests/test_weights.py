@@ -86,10 +86,11 @@ def test_imagenet_without_internet_fails_clearly_instead_of_random_weights(tmp_p
 
 def test_the_weights_cache_is_written_under_a_per_process_name_then_renamed(tmp_path, monkeypatch):
     """Two processes filling the same cache (two notebooks, a test beside a run) never write one file."""
-    written = []
-    savez = np.savez
-    monkeypatch.setattr(np, "savez", lambda path, *arrays: written.append(str(path)) or savez(path, *arrays))
+    renamed = []
+    replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda source, target: renamed.append((source, target)) or replace(source, target))
     W._save_npz(tmp_path / "cache" / "offline.npz", [np.arange(3.0)])
-    assert len(written) == 1 and f".{os.getpid()}." in written[0]
+    assert len(renamed) == 1 and f".{os.getpid()}." in os.path.basename(renamed[0][0])
+    assert renamed[0][1] == str(tmp_path / "cache" / "offline.npz")
     assert not any(p.name != "offline.npz" for p in (tmp_path / "cache").iterdir())  # the partial file was renamed
     assert np.load(tmp_path / "cache" / "offline.npz")["arr_0"].tolist() == [0.0, 1.0, 2.0]
