@@ -189,7 +189,28 @@ def prepare_class_archive(weights: str = "offline", log=print) -> Path | None:
             "runs start the JVM without it")
         return None
     os.replace(partial, archive)
+    prune_class_archives(keep=CLASS_ARCHIVES_KEPT)
     return archive
+
+
+# Each new venv (a fresh clone, a re-created .venv) has new jars, so a new archive (~150 MB): without a
+# limit they piled up (19 archives, 2.8 GB, in two days of clean clones on one machine).
+CLASS_ARCHIVES_KEPT = 3
+
+
+def prune_class_archives(keep: int = CLASS_ARCHIVES_KEPT) -> list:
+    """Delete all but the ``keep`` newest archives of the cache; returns the deleted paths.
+
+    An older archive belongs to a venv that was re-created or to another checkout: the JVM maps it read-only,
+    so one still in use keeps working (Linux frees it at exit), and a checkout that needs it again makes a
+    new one at its next ``fetch-weights``.
+    """
+    folder = cache_dir() / "jvm"
+    archives = sorted(folder.glob("spark-*.jsa"), key=lambda path: path.stat().st_mtime_ns, reverse=True)
+    deleted = archives[keep:]
+    for path in deleted:
+        path.unlink(missing_ok=True)
+    return deleted
 
 
 def _dump_class_archive(target: str, weights: str) -> None:

@@ -11,6 +11,7 @@ from fruits_lib.session import (
     _with_java_options,
     class_archive_path,
     local_driver_memory,
+    prune_class_archives,
 )
 
 
@@ -86,3 +87,18 @@ def test_the_driver_heap_follows_the_task_slots(monkeypatch):
     assert [_fixed_heap(m) for m in ("4g", "1024m", "2GB", "512")] == ["-Xms4g", "-Xms1024m", "-Xms2g", "-Xms512m"]
     with pytest.raises(ValueError, match="spark.driver.memory"):
         _fixed_heap("lots")
+
+
+def test_only_the_newest_class_archives_are_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("FRUITS_CACHE_DIR", str(tmp_path))
+    folder = tmp_path / "jvm"
+    folder.mkdir()
+    for age in range(5):  # spark-0 is the newest
+        path = folder / f"spark-{age}.jsa"
+        path.write_bytes(b"archive")
+        os.utime(path, (1_000_000 - age, 1_000_000 - age))
+    (folder / "spark-9.jsa.123.partial").write_bytes(b"being written")
+    deleted = prune_class_archives(keep=3)
+    assert sorted(p.name for p in deleted) == ["spark-3.jsa", "spark-4.jsa"]
+    assert sorted(p.name for p in folder.iterdir()) == ["spark-0.jsa", "spark-1.jsa", "spark-2.jsa",
+                                                       "spark-9.jsa.123.partial"]  # another process's dump
