@@ -205,9 +205,13 @@ def prune_class_archives(keep: int = CLASS_ARCHIVES_KEPT) -> list:
     so one still in use keeps working (Linux frees it at exit), and a checkout that needs it again makes a
     new one at its next ``fetch-weights``.
     """
-    folder = cache_dir() / "jvm"
-    archives = sorted(folder.glob("spark-*.jsa"), key=lambda path: path.stat().st_mtime_ns, reverse=True)
-    deleted = archives[keep:]
+    def newest_first(path: Path) -> int:
+        try:
+            return -path.stat().st_mtime_ns
+        except FileNotFoundError:  # pruned meanwhile by another process
+            return 0
+
+    deleted = sorted((cache_dir() / "jvm").glob("spark-*.jsa"), key=newest_first)[keep:]
     for path in deleted:
         path.unlink(missing_ok=True)
     return deleted
