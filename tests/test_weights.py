@@ -88,7 +88,13 @@ def test_the_weights_cache_is_written_under_a_per_process_name_then_renamed(tmp_
     """Two processes filling the same cache (two notebooks, a test beside a run) never write one file."""
     renamed = []
     replace = os.replace
-    monkeypatch.setattr(os, "replace", lambda source, target: renamed.append((source, target)) or replace(source, target))
+
+    def watched(source, target):  # os.replace is process-wide: keep only the renames into this cache
+        if str(target).startswith(str(tmp_path)):
+            renamed.append((source, target))
+        return replace(source, target)
+
+    monkeypatch.setattr(os, "replace", watched)
     W._save_npz(tmp_path / "cache" / "offline.npz", [np.arange(3.0)])
     assert len(renamed) == 1 and f".{os.getpid()}." in os.path.basename(renamed[0][0])
     assert renamed[0][1] == str(tmp_path / "cache" / "offline.npz")
