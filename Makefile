@@ -7,7 +7,7 @@ OUTPUT ?= output/sample
 RUN    ?= $(OUTPUT)
 DECK   ?= output/slides/presentation.pptx
 
-.PHONY: setup run test lint report bench bench-scale clean slides
+.PHONY: setup run test lint report bench bench-scale clean slides app-model app-eval
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -77,3 +77,25 @@ slides: setup
 	@test -f $(RUN)/summary.json || { echo "make slides: no finished run in $(RUN) (no summary.json): run 'make run' first, or pass RUN=folder" >&2; exit 1; }
 	@mkdir -p $(dir $(DECK))
 	$(BIN)/python -m slides --run $(RUN) --out $(DECK) $$(command -v soffice >/dev/null && echo --pdf)
+
+# The app's model (issue 21): studio photos -> scenes on varied backgrounds (on Spark) -> features -> PCA ->
+# logistic regression with an abstention threshold, saved at $(MODEL) (what `fruits identify` and `export` take).
+# The featurized photos and scenes are cached in $(APP_WORK) (keyed by input, seed, weights, size and the scene code).
+APP_INPUT ?= ../shared/data/fruits360-33/Training
+MODEL     ?= models/app
+APP_WORK  ?= output/app-work
+EVAL      ?= output/app-eval
+UNKNOWN_LABELS ?= kiwi,pear,pomegranate,carambula
+app-model: setup
+	$(BIN)/fruits app-model --input $(APP_INPUT) --model $(MODEL) --work $(APP_WORK) --weights offline --overwrite
+
+# The real-world check (issue 21, point 4), after make app-model: an evaluation set of held-out fruits on held-out
+# backgrounds (plus mango and raspberry, outside the 33 labels), scored for $(MODEL), for a studio-only model
+# (the "before") and for a model trained without $(UNKNOWN_LABELS) (how unknown fruits are answered).
+app-eval: setup
+	@test -f $(MODEL)/metrics.json || { echo "make app-eval: no model at $(MODEL): run 'make app-model' first" >&2; exit 1; }
+	$(BIN)/fruits app-model --input $(APP_INPUT) --model $(EVAL)/studio-only --work $(APP_WORK) --weights offline --scenes 0 --overwrite
+	$(BIN)/fruits app-model --input $(APP_INPUT) --model $(EVAL)/open-set --work $(APP_WORK) --weights offline --exclude-labels "$(UNKNOWN_LABELS)" --overwrite
+	test -f $(EVAL)/photos/_eval.json || $(BIN)/fruits make-eval --known $(APP_INPUT) --unknown ../shared/data/fruits360-subset/Training --unknown-labels mango,raspberry --output $(EVAL)/photos
+	for name in app:$(MODEL) studio-only:$(EVAL)/studio-only open-set:$(EVAL)/open-set; do \
+	  $(BIN)/fruits evaluate --model $${name#*:} $(EVAL)/photos --report docs/app-eval/$${name%%:*} || exit 1; done

@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "process is gone on this host is taken over at once; default: 86400)")
 
     _add_classifier_commands(commands)
+    _add_app_model_command(commands)
+    _add_evaluate_commands(commands)
 
     sample = commands.add_parser(
         "make-sample", help="(re)generate the synthetic Fruits-360-like sample, or augment real photos",
@@ -159,6 +161,135 @@ def _add_classifier_commands(commands) -> None:
     export.add_argument("--master", help="Spark master used to load the model (default: local[1])")
 
 
+APP_MODEL_EXAMPLES = """examples:
+  fruits app-model --input ../shared/data/fruits360-33/Training --model models/app --weights offline
+  fruits app-model --input ../shared/data/fruits360-33/Training --model models/app-open --weights offline \\
+      --exclude-labels "kiwi,plum,pear"     # reuses the featurized scenes, leaves three fruits out
+exit codes: 0 built and saved, 2 model already there, bad input or option (one-line message)"""
+
+
+def _add_app_model_command(commands) -> None:
+    app = commands.add_parser(
+        "app-model", help="build the app's model: studio photos -> scenes -> features -> classifier that may "
+                          "answer unknown",
+        description="Split studio photos by fruit, composite each onto --scenes varied backgrounds on Spark, "
+                    "featurize photos and scenes, fit centring + PCA + a logistic regression on the training "
+                    "part, choose the abstention threshold on the calibration part, report on the test part "
+                    "and save ONE PipelineModel at MODEL (what identify and export take).",
+        epilog=APP_MODEL_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    app.add_argument("--input", required=True, help="studio photos, label = parent folder (Fruits-360 layout)")
+    app.add_argument("--model", required=True, help="folder to save the model to")
+    app.add_argument("--work", default="output/app-work",
+                     help="folder caching the featurized photos and scenes (default: output/app-work)")
+    app.add_argument("--weights", default="imagenet", help="imagenet, offline or a PATH (default: imagenet)")
+    app.add_argument("--scenes", type=int, default=2, help="scenes composited from each photo (default: 2)")
+    app.add_argument("--seed", type=int, default=0, help="seed of the split and the scenes (default: 0)")
+    app.add_argument("--pca-k", type=_positive, default=256, help="PCA components (default: 256)")
+    app.add_argument("--reg-param", type=float, default=0.01, help="L2 strength of the classifier (default: 0.01)")
+    app.add_argument("--exclude-labels", default="",
+                     help="comma-separated labels to leave out (e.g. to measure how unknown fruits are answered)")
+    app.add_argument("--overwrite", action="store_true", help="replace a model already at MODEL")
+    app.add_argument("--master", help="Spark master (default: local[*]; under spark-submit, its own)")
+
+
+def _add_evaluate_commands(commands) -> None:
+    raw = argparse.RawDescriptionHelpFormatter
+    make = commands.add_parser(
+        "make-eval", help="write the real-world check: held-out fruits on held-out backgrounds, in conditions",
+        description="Write <output>/<label>/<photo>__<condition>.jpg: photos of the app recipe's test split "
+                    "(and of --unknown-labels, fruits no model here learnt) as a studio photo, a scene, a "
+                    "close-up, several fruits, an occluded fruit and a grayscale scene, on backgrounds held out "
+                    "from training.",
+        epilog="example: fruits make-eval --known ../shared/data/fruits360-33/Training --unknown "
+               "../shared/data/fruits360-subset/Training --unknown-labels mango,raspberry --output "
+               "output/app-eval/photos", formatter_class=raw)
+    make.add_argument("--known", required=True, help="the studio photos the app recipe was given (--input)")
+    make.add_argument("--unknown", help="a folder with fruits outside the model's labels")
+    make.add_argument("--unknown-labels", default="", help="comma-separated labels of --unknown to use")
+    make.add_argument("--output", required=True, help="folder to write (must be empty or absent)")
+    make.add_argument("--per-label", type=_positive, default=6, help="photos per label (default: 6)")
+    make.add_argument("--seed", type=int, default=7, help="seed of the photos and scenes (default: 7)")
+    make.add_argument("--split-seed", type=int, default=0, help="the app recipe's --seed (default: 0)")
+
+    evaluate = commands.add_parser(
+        "evaluate", help="score a model on labelled photos: per-class accuracy, unknown answers, confusion",
+        description="Identify every photo under FOLDER (label = parent folder) and report per-class accuracy "
+                    "(an abstention counts as an error), the share answered unknown on known and on unknown "
+                    "fruits (labels the model does not have), per condition (file names <photo>__<condition>) "
+                    "and the confusion matrix.",
+        epilog="example: fruits evaluate --model models/app output/app-eval/photos --report output/app-eval/app\n"
+               "exit codes: 0 scored, 1 nothing could be scored, 2 bad model or folder", formatter_class=raw)
+    evaluate.add_argument("--model", required=True, help="folder written by `app-model` or `train`")
+    evaluate.add_argument("folder", help="labelled photos (label = parent folder)")
+    evaluate.add_argument("--report", help="folder to write report.json and confusion_matrix.png into")
+    evaluate.add_argument("--master", help="Spark master (default: local[*])")
+
+
+def _make_eval(args) -> int:
+    from fruits_lib.evaluate import write_eval_set
+
+    labels = [label.strip() for label in args.unknown_labels.split(",") if label.strip()]
+    if labels and not args.unknown:
+        raise FruitsError("--unknown-labels needs --unknown FOLDER")
+    manifest = write_eval_set(args.output, args.known, args.unknown, labels, per_label=args.per_label,
+                              seed=args.seed, split_seed=args.split_seed)
+    print(f"wrote {sum(manifest['images'].values())} photos of {len(manifest['images'])} labels under "
+          f"{args.output} ({', '.join(manifest['conditions'])}; see _eval.json)")
+    return 0
+
+
+def _evaluate(args) -> int:
+    spark = _spark_beside(["fruits_lib.evaluate", "fruits_lib.identify"], args.master)
+    from fruits_lib.evaluate import evaluate, write_report
+
+    report = evaluate(spark, args.model, args.folder)
+    known, unknown = report["known"], report["unknown"]
+    if not known["n"] and not unknown["n"]:
+        print("fruits: no photo could be scored", file=sys.stderr)
+        return 1
+    print(f"{args.model} (unknown under {report['threshold']:.2f}) on {args.folder}:")
+    if known["n"]:
+        print(f"  known fruits   {known['n']} photos: named right {known['accuracy']:.1%}, unknown "
+              f"{known['abstained']:.1%}")
+        for condition, row in report["per_condition"].items():
+            print(f"    {condition:<10} {row['n']:>4} photos: named right {row['accuracy']:.1%}, unknown "
+                  f"{row['abstained']:.1%}")
+    if unknown["n"]:
+        print(f"  unknown fruits {unknown['n']} photos ({', '.join(unknown['labels'])}): answered unknown "
+              f"{unknown['abstained']:.1%}" + (f"; else named {unknown['named_as']}" if unknown["named_as"] else ""))
+    if report["failed"]:
+        print(f"  {len(report['failed'])} files could not be read (listed in the report)")
+    if args.report:
+        print(f"  report: {write_report(report, args.report)}")
+    return 0
+
+
+def _app_model(args) -> int:
+    spark = _spark_beside(["fruits_lib.app_model"], args.master, conf={"spark.driver.memory": "4g"})
+    from fruits_lib.app_model import build_app_model
+    from fruits_lib.load import normalize_path
+
+    if args.scenes < 0:
+        raise FruitsError(f"--scenes must be 0 or more, not {args.scenes}")
+    excluded = [label.strip() for label in args.exclude_labels.split(",") if label.strip()]
+    started = time.time()
+    result = build_app_model(spark, normalize_path(args.input), normalize_path(args.model),
+                             work=normalize_path(args.work), scenes=args.scenes, seed=args.seed,
+                             weights=args.weights, pca_k=args.pca_k, reg_param=args.reg_param,
+                             exclude_labels=excluded, overwrite=args.overwrite,
+                             log=lambda message: print(message, flush=True))
+    metrics = result.metrics
+    print(f"model saved at {result.model_path} in {time.time() - started:.0f} s: {len(metrics['labels'])} labels, "
+          f"unknown under probability {metrics['abstain']['threshold']:.2f}")
+    for view in ("test_studio", "test_scenes"):
+        part = metrics[view]
+        print(f"  {view.replace('_', ' ')}: {part['n']} images, top-1 {part['top1']:.4f}, named right "
+              f"{part['accuracy_abstention_as_error']:.4f}, unknown {part['abstained']:.1%}")
+    if metrics["failed"]:
+        print(f"  {len(metrics['failed'])} photos could not be read: listed in metrics.json's 'failed'")
+    return 0
+
+
 def _spark_beside(modules, master=None, **options):
     """The SparkSession, its JVM started (~2 s) while ``modules`` import in a thread (~1.5 s for the chain).
 
@@ -206,15 +337,18 @@ def _identify(args) -> int:
     import json
 
     spark = _spark_beside(["fruits_lib.identify"], args.master)
-    from fruits_lib.identify import identify, load_model
+    from fruits_lib.identify import abstain_threshold, identify, load_model
 
     model = load_model(spark, args.model)
-    identified = failed = 0
-    for answer in identify(spark, model, args.inputs, top=args.top):
+    threshold = abstain_threshold(spark, args.model)
+    identified = failed = unknown = 0
+    for answer in identify(spark, model, args.inputs, top=args.top, threshold=threshold):
         print(json.dumps(answer.as_dict()) if args.json else answer.line(), flush=True)
         failed += answer.error is not None
         identified += answer.error is None
-    print(f"{identified} identified, {failed} not identified", file=sys.stderr)
+        unknown += answer.error is None and answer.label is None
+    print(f"{identified} identified ({identified - unknown} named, {unknown} unknown: best probability under "
+          f"{threshold:.2f}), {failed} not identified", file=sys.stderr)
     if not identified:
         print("fruits: no image could be identified" if failed else "fruits: no file found", file=sys.stderr)
         return 1
@@ -224,13 +358,15 @@ def _identify(args) -> int:
 def _export(args) -> int:
     spark = _spark_beside(["fruits_lib.export", "fruits_lib.identify"], args.master or "local[1]")
     from fruits_lib.export import export, single_image_latency
-    from fruits_lib.identify import load_model
+    from fruits_lib.identify import abstain_threshold, load_model
 
-    result = export(load_model(spark, args.model), args.out, overwrite=args.overwrite)
+    result = export(load_model(spark, args.model), args.out, overwrite=args.overwrite,
+                    threshold=abstain_threshold(spark, args.model))
     latency = single_image_latency(result["path"])
     print(f"wrote {result['path']} ({result['bytes'] / 1e6:.1f} MB, sha256 {result['sha256'][:12]}...) and "
           f"{result['labels_path']} ({', '.join(result['labels'])})")
-    print(f"  input float32 {result['input']} RGB in [0, 255]; output {len(result['labels'])} probabilities")
+    print(f"  input float32 {result['input']} RGB in [0, 255]; output {len(result['labels'])} probabilities; "
+          f"unknown under {result['threshold']:.2f} (in {result['metadata_path']})")
     print(f"  single-image latency on this machine: median {latency['median_ms']} ms, p90 {latency['p90_ms']} ms "
           f"({latency['runs']} runs, {latency['threads']} thread)")
     return 0
@@ -334,7 +470,8 @@ def main(argv=None) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     handlers = {"run": _run, "train": _train, "identify": _identify, "export": _export, "make-sample": _sample,
-                "fetch-weights": _fetch}
+                "fetch-weights": _fetch, "app-model": _app_model,
+                "make-eval": _make_eval, "evaluate": _evaluate}
     try:
         code = handlers[args.command](args)
     except (FruitsError, ValueError) as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import statistics
 import time
@@ -26,6 +27,7 @@ from fruits_lib.featurize import ImageFeaturizer, _configure_tensorflow, tflite_
 from fruits_lib.weights import build_model, write_atomically
 
 LABELS_FILE = "labels.txt"
+METADATA_SUFFIX = ".json"  # fruits.tflite -> fruits.json: labels, input, and when to answer "unknown"
 
 
 def _stages(model: PipelineModel) -> tuple:
@@ -76,14 +78,18 @@ def keras_model(model: PipelineModel):
     return folded
 
 
-def export(model: PipelineModel, out: str, overwrite: bool = False) -> dict:
-    """Convert ``model`` to TFLite at ``out`` (a local file) and write ``labels.txt`` beside it."""
+def export(model: PipelineModel, out: str, overwrite: bool = False, threshold: float = 0.0) -> dict:
+    """Convert ``model`` to TFLite at ``out`` (a local file) and write ``labels.txt`` and the metadata
+    (``<out>.json``: labels, input, the abstention ``threshold``) beside it."""
     if "://" in out:
         raise OutputError(f"--out must be a local file (the app's asset), not {out}")
+    if not 0.0 <= threshold < 1.0:
+        raise ValueError(f"the abstention threshold must be in [0, 1), not {threshold}")
     out = os.path.abspath(os.path.expanduser(out))
     labels_path = os.path.join(os.path.dirname(out), LABELS_FILE)
-    if not overwrite and (os.path.exists(out) or os.path.exists(labels_path)):
-        raise OutputError(f"{out} or {labels_path} already exists; pass --overwrite to replace them")
+    metadata_path = os.path.splitext(out)[0] + METADATA_SUFFIX
+    if not overwrite and any(os.path.exists(p) for p in (out, labels_path, metadata_path)):
+        raise OutputError(f"{out}, {labels_path} or {metadata_path} already exists; pass --overwrite to replace them")
     if not os.path.isdir(os.path.dirname(out)) or not os.access(os.path.dirname(out), os.W_OK):
         raise OutputError(f"cannot write to {os.path.dirname(out)}: not a writable folder")
     tf = _configure_tensorflow(0)
@@ -91,11 +97,19 @@ def export(model: PipelineModel, out: str, overwrite: bool = False) -> dict:
     with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
         flatbuffer = tf.lite.TFLiteConverter.from_keras_model(folded).convert()
     labels = folded_matrices(model)["labels"]
-    for path, data in ((out, flatbuffer), (labels_path, ("\n".join(labels) + "\n").encode())):
-        write_atomically(path, data)
     size = int(_stages(model)[0].getOrDefault("imageSize"))
-    return {"path": out, "labels_path": labels_path, "bytes": len(flatbuffer), "labels": labels,
-            "sha256": hashlib.sha256(flatbuffer).hexdigest(), "input": [1, size, size, 3]}
+    sha256 = hashlib.sha256(flatbuffer).hexdigest()
+    metadata = {"model": os.path.basename(out), "model_sha256": sha256, "labels": labels,
+                "input": {"shape": [1, size, size, 3], "dtype": "float32", "range": [0, 255],
+                          "preprocessing": "RGB, padded to a square on white, then resized"},
+                "output": {"shape": [1, len(labels)], "meaning": "class probabilities, in the order of labels"},
+                "unknown_threshold": threshold,
+                "answer": "labels[argmax] when max probability >= unknown_threshold, else unknown"}
+    for path, data in ((out, flatbuffer), (labels_path, ("\n".join(labels) + "\n").encode()),
+                       (metadata_path, json.dumps(metadata, indent=1).encode())):
+        write_atomically(path, data)
+    return {"path": out, "labels_path": labels_path, "metadata_path": metadata_path, "bytes": len(flatbuffer),
+            "labels": labels, "sha256": sha256, "input": [1, size, size, 3], "threshold": threshold}
 
 
 def tflite_classifier(path: str, threads: int = 1):

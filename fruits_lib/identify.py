@@ -7,6 +7,7 @@ network cannot read get their reason (e.g. "not a readable image"), never a trac
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 
@@ -30,15 +31,27 @@ class Identification:
     path: str
     top: list = field(default_factory=list)  # [(label, probability), ...], most probable first
     error: str | None = None
+    threshold: float = 0.0  # the model's abstention threshold: below it, the answer is "unknown"
+
+    @property
+    def label(self) -> str | None:
+        """The answer: the most probable label, or None (unknown) when its probability is below the threshold."""
+        if self.error or not self.top or self.top[0][1] < self.threshold:
+            return None
+        return self.top[0][0]
 
     def as_dict(self) -> dict:
-        return {"path": self.path, "top": [{"label": label, "probability": round(float(p), 6)}
-                                           for label, p in self.top], "error": self.error}
+        return {"path": self.path, "label": self.label,
+                "top": [{"label": label, "probability": round(float(p), 6)} for label, p in self.top],
+                "error": self.error}
 
     def line(self) -> str:
         if self.error:
             return f"{self.path}: not identified ({self.error})"
-        return f"{self.path}: " + ", ".join(f"{label} {p:.1%}" for label, p in self.top)
+        guesses = ", ".join(f"{label} {p:.1%}" for label, p in self.top)
+        if self.label is None:
+            return f"{self.path}: unknown (not confident enough: {guesses})"
+        return f"{self.path}: {self.label} ({guesses})"
 
 
 def load_model(spark, model_path: str) -> PipelineModel:
@@ -51,6 +64,16 @@ def load_model(spark, model_path: str) -> PipelineModel:
     if not isinstance(model.stages[0], ImageFeaturizer) or not isinstance(model.stages[-1], IndexToString):
         raise InputError(f"{path} is not a classifier saved by `fruits train` (featurizer ... IndexToString)")
     return model
+
+
+def abstain_threshold(spark, model_path: str) -> float:
+    """The probability under which the model answers "unknown" (``metrics.json``'s ``abstain``; 0 for
+    models trained before abstention existed: they always name their best label)."""
+    path = join(load.normalize_path(model_path), "metrics.json")
+    fs = FileSystem(spark)
+    if not fs.exists(path):
+        return 0.0
+    return float((json.loads(fs.read_bytes(path).decode()).get("abstain") or {}).get("threshold", 0.0))
 
 
 def _inputs(spark, targets: list) -> tuple:
@@ -68,8 +91,9 @@ def _inputs(spark, targets: list) -> tuple:
     return frame, listed
 
 
-def identify(spark, model: PipelineModel, targets: list, top: int = 3):
-    """Yield an :class:`Identification` per file under ``targets``, streamed from Spark (sorted by path)."""
+def identify(spark, model: PipelineModel, targets: list, top: int = 3, threshold: float = 0.0):
+    """Yield an :class:`Identification` per file under ``targets``, streamed from Spark (sorted by path);
+    its ``label`` is None (unknown) when the best probability is under ``threshold``."""
     if top < 1:
         raise ValueError(f"--top must be positive, not {top}")
     frame, listed = _inputs(spark, targets)
@@ -92,7 +116,8 @@ def identify(spark, model: PipelineModel, targets: list, top: int = 3):
             continue
         probabilities = np.asarray(row["probability"])
         order = np.argsort(-probabilities, kind="stable")[:top]
-        yield Identification(_shown(row["path"]), top=[(labels[i], float(probabilities[i])) for i in order])
+        yield Identification(_shown(row["path"]), top=[(labels[i], float(probabilities[i])) for i in order],
+                             threshold=threshold)
     featurized.unpersist()
     for uri in listed:  # Spark's file sources skip zero-byte files: they still get an answer
         if load.canonical(uri) not in seen:

@@ -96,7 +96,8 @@ def confusion_matrix(matrix, labels, title: str = "confusion matrix (hold-out)")
 
 
 def prediction_grid(images, columns: int = 6, size: int = 100):
-    """Images (``(true label, predicted label, bytes)``) titled ``predicted (true)``; mistakes framed in red."""
+    """Images (``(true label, predicted label, bytes)``) titled ``predicted (true)``; mistakes framed in red,
+    abstentions (predicted ``None`` or ``"unknown"``) in orange."""
     from PIL import Image
 
     images = list(images)
@@ -108,15 +109,17 @@ def prediction_grid(images, columns: int = 6, size: int = 100):
         picture = Image.open(io.BytesIO(content)).convert("RGB")
         picture.thumbnail((size, size))
         ax.imshow(picture)
+        predicted = "unknown" if predicted is None else predicted
         wrong = true != predicted
+        colour = "#e08214" if predicted == "unknown" else "#b2182b"
         ax.set_title(f"{predicted}\n(true: {true})" if wrong else predicted, fontsize=9,
-                     color="#b2182b" if wrong else "black", fontweight="bold" if wrong else "normal")
-        if wrong:  # a red frame: axis("off") hid the spines, so draw them back
+                     color=colour if wrong else "black", fontweight="bold" if wrong else "normal")
+        if wrong:  # a frame: axis("off") hid the spines, so draw them back
             ax.axis("on")
             ax.set_xticks([])
             ax.set_yticks([])
             for spine in ax.spines.values():
-                spine.set_edgecolor("#b2182b")
+                spine.set_edgecolor(colour)
                 spine.set_linewidth(3)
     fig.tight_layout()
     return fig

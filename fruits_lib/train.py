@@ -176,7 +176,8 @@ def _publish(spark, fs: FileSystem, model: PipelineModel, metrics: dict, rows: p
     staging = f"{model_path.rstrip('/')}._partial-{uuid.uuid4().hex[:8]}"
     try:
         model.write().save(staging)
-        figure = plot.confusion_matrix(metrics["confusion_matrix"]["rows_true_columns_predicted"], metrics["labels"],
+        matrix = metrics["confusion_matrix"]
+        figure = plot.confusion_matrix(matrix["rows_true_columns_predicted"], matrix["labels"],
                                        title=f"hold-out: accuracy {metrics['accuracy']:.3f}, "
                                              f"macro-F1 {metrics['macro_f1']:.3f} (n = {metrics['n_test']})")
         fs.write_bytes(join(staging, "confusion_matrix.png"), plot.to_png(figure))

@@ -1,0 +1,214 @@
+"""The app's model: studio photos -> scenes (augment) -> features -> PCA -> classifier that may say "unknown".
+
+The recipe behind ``fruits app-model`` (``make app-model``). Photos are split by fruit before
+anything is learnt (Fruits-360 films each fruit turning: consecutive frames are near-duplicates, so a
+block of frames goes to one side only, with all of its scenes); each photo then gives its studio row
+plus ``scenes`` composites (:mod:`fruits_lib.augment`), featurized on Spark like any run and cached
+under ``work`` (keyed by what made them, so a second model, e.g. with classes left out, reuses them).
+The classifier is fitted on the training part, its abstention threshold chosen on the calibration part,
+and every reported figure comes from the test part, touched once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zlib
+
+import numpy as np
+from pyspark.ml import PipelineModel
+from pyspark.ml.classification import LogisticRegression
+from pyspark.ml.feature import IndexToString, StringIndexer
+from pyspark.ml.functions import array_to_vector, vector_to_array
+from pyspark.sql import functions as F
+
+from fruits_lib import augment, load, reduce
+from fruits_lib.errors import InputError, OutputError
+from fruits_lib.featurize import ImageFeaturizer
+from fruits_lib.progress import spark_progress
+from fruits_lib.train import PREDICTED, TrainResult, _publish, classification_metrics
+from fruits_lib.write import FileSystem, join, write_parquet
+
+FRAMES_PER_BLOCK = 40  # Fruits-360 frames of one fruit held out together (~1/8 of a turn)
+SPLITS = ("train", "calibration", "test")
+STUDIO_TARGET = 0.99  # calibration: keep at least this share of studio photos named right
+
+
+def fruit_group(name: str) -> str:
+    """The block of frames a Fruits-360 file belongs to (``r_12_100.jpg`` -> ``r_0``); other names are
+    their own group."""
+    found = re.match(r"^(r_|r2_|r3_)?(\d+)_\d+\.\w+$", name)
+    if found is None:
+        return name
+    return f"{found.group(1) or ''}{int(found.group(2)) // FRAMES_PER_BLOCK}"
+
+
+def assign_splits(groups: dict, seed: int = 0, test: float = 0.2, calibration: float = 0.1) -> dict:
+    """``{(label, group): split}``: per label, groups ordered by a seeded hash; the first ``round(test * n)``
+    (at least one) are test, the next ``round(calibration * n)`` (at least one) calibration, the rest train."""
+    if not (0 < test < 1 and 0 < calibration < 1 and test + calibration < 1):
+        raise ValueError(f"test ({test}) and calibration ({calibration}) shares must be in (0, 1), sum < 1")
+    splits = {}
+    for label, names in groups.items():
+        order = sorted(set(names), key=lambda g: (zlib.crc32(f"{seed}/{label}/{g}".encode()), g))
+        if len(order) < 3:
+            raise InputError(f"label {label!r} has {len(order)} fruit group(s): at least 3 are needed to hold "
+                             "out test and calibration photos")
+        n_test = max(1, round(test * len(order)))
+        n_cal = max(1, min(round(calibration * len(order)), len(order) - n_test - 1))
+        for rank, group in enumerate(order):
+            splits[(label, group)] = "test" if rank < n_test else "calibration" if rank < n_test + n_cal else "train"
+    return splits
+
+
+def choose_threshold(studio_right: np.ndarray, studio_confidence: np.ndarray, target: float = STUDIO_TARGET) -> float:
+    """The highest probability threshold that still names right at least ``target`` of the studio photos
+    (an abstention counts as an error): as cautious as the studio promise allows."""
+    right = np.asarray(studio_right, bool)
+    confidence = np.asarray(studio_confidence, float)
+    if not len(right):
+        raise ValueError("no calibration photo to choose the threshold on")
+    best = 0.0
+    for threshold in np.round(np.arange(0.0, 1.0, 0.01), 2):
+        if np.mean(right & (confidence >= threshold)) >= target:
+            best = float(threshold)
+    return best
+
+
+def _code_digest(*modules) -> str:
+    """sha256 of the modules' source: scenes made by other code are other features, never reused."""
+    import hashlib
+    import inspect
+
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(inspect.getsource(module).encode())
+    return digest.hexdigest()[:16]
+
+
+def _features(spark, input_path: str, work: str, featurizer: ImageFeaturizer, scenes: int, seed: int, log):
+    """The featurized studio + scene rows (``path, label, view, features, error``), made once per key."""
+    fs = FileSystem(spark)
+    weights = featurizer.resolved_weights()
+    key = {"input": input_path, "seed": seed, "weights_sha256": weights.sha256,
+           "image_size": featurizer.getOrDefault("imageSize"), "engine": featurizer.getOrDefault("engine"),
+           "backgrounds": "train", "augment_code": _code_digest(augment, augment.backgrounds)}
+    tag = f"{zlib.crc32(json.dumps(key, sort_keys=True).encode()):08x}"
+    target = join(work, f"features-{tag}")
+    if fs.exists(join(target, "_SUCCESS")) and fs.exists(join(target, "_key.json")):
+        made = fs.read_json(join(target, "_key.json"))
+        if made.get("key") == key and made.get("scenes", -1) >= scenes:  # scene i is the same whatever the count
+            log(f"[1/4] reusing the featurized photos and scenes in {target}")
+            views = ["studio"] + [f"scene-{i}" for i in range(scenes)]
+            return spark.read.parquet(target).filter(F.col(augment.VIEW_COL).isin(views)), dict(key, scenes=scenes)
+    photos = load.read_images(spark, input_path)
+    count = photos.count()
+    if not count:
+        raise InputError(f"no .jpg/.jpeg/.png image under {input_path}")
+    tasks = max(4, spark.sparkContext.defaultParallelism * 8)
+    log(f"[1/4] {count} photos -> {count * (1 + scenes)} images ({scenes} scenes each, seed {seed}), "
+        f"featurized in {tasks} tasks")
+    scenes_frame = augment.SceneAugmenter(scenesPerImage=scenes, seed=seed, imageSize=key["image_size"],
+                                          backgrounds="train").transform(photos.repartition(tasks, "path"))
+    featurized = featurizer.transform_to_arrays(scenes_frame).select("path", "label", augment.VIEW_COL,
+                                                                     "features", "error")
+    staging = f"{target}._partial"
+    if fs.exists(staging):
+        fs.delete(staging)
+    with spark_progress(spark, "augment + featurize"):
+        write_parquet(featurized, staging)
+    fs.write_bytes(join(staging, "_key.json"), json.dumps({"key": key, "scenes": scenes}, indent=1).encode())
+    if fs.exists(target):
+        fs.delete(target)  # an older key's features: replaced only now that the new ones are complete
+    fs.rename(staging, target)
+    return spark.read.parquet(target), dict(key, scenes=scenes)
+
+
+def build_app_model(spark, input_path: str, model_path: str, *, work: str, scenes: int = 2, seed: int = 0,
+                    weights: str = "offline", image_size: int = 224, pca_k: int = 256, reg_param: float = 0.01,
+                    test: float = 0.2, calibration: float = 0.1, exclude_labels=(), overwrite: bool = False,
+                    log=print) -> TrainResult:
+    """Build the app's model from studio photos under ``input_path`` and publish it at ``model_path``."""
+    fs = FileSystem(spark)
+    if fs.exists(model_path) and not overwrite:
+        raise OutputError(f"{model_path} already exists; choose another --model or pass --overwrite")
+    featurizer = ImageFeaturizer(weights=weights, imageSize=image_size)
+    featurizer.resolved_weights()  # a bad weights source fails before any Spark work
+    frame, key = _features(spark, input_path, work, featurizer, scenes, seed, log)
+    excluded = sorted(set(exclude_labels))
+    failed = frame.filter(F.col("error").isNotNull()).select("path", "error").toPandas()
+    frame = frame.filter(F.col("error").isNull() & ~F.col("label").isin(excluded)).drop("error")
+
+    source = augment.source_path()
+    names = (frame.select("label", F.element_at(F.split(source, "/"), -1).alias("name")).distinct().toPandas())
+    groups = {}
+    for label, name in zip(names["label"], names["name"]):
+        groups.setdefault(label, []).append(fruit_group(name))
+    splits = assign_splits(groups, seed, test, calibration)
+    by_name = spark.createDataFrame([(label, name, splits[(label, fruit_group(name))])
+                                     for label, name in zip(names["label"], names["name"])],
+                                    "label string, name string, split string")
+    frame = frame.withColumn("name", F.element_at(F.split(source, "/"), -1)).join(by_name, ["label", "name"])
+    counts = {(r["split"], r["studio"]): r["count"] for r in
+              frame.groupBy("split", (F.col(augment.VIEW_COL) == "studio").alias("studio")).count().collect()}
+    training = frame.filter(F.col("split") == "train")
+    n_train = counts.get(("train", True), 0) + counts.get(("train", False), 0)
+    log(f"[2/4] PCA (k = {pca_k}) on {n_train} training images ({len(groups)} labels"
+        + (f"; left out: {', '.join(excluded)}" if excluded else "") + ")")
+    pca = reduce.fit_pca(training, "features", "pca", k=pca_k)
+    projected = pca.model.transform(frame.withColumn("features", array_to_vector("features"))).drop("features")
+    projected = projected.cache()
+    training = projected.filter(F.col("split") == "train")
+    log(f"[3/4] logistic regression (regParam {reg_param}) on {n_train} images")
+    indexer = StringIndexer(inputCol="label", outputCol="labelIndex", stringOrderType="alphabetAsc").fit(training)
+    classifier = LogisticRegression(featuresCol="pca", labelCol="labelIndex", family="multinomial", maxIter=200,
+                                    regParam=reg_param, elasticNetParam=0.0).fit(indexer.transform(training))
+    labels = list(indexer.labels)
+    decoder = IndexToString(inputCol="prediction", outputCol=PREDICTED, labels=labels)
+    model = PipelineModel([featurizer, *pca.model.stages, classifier, decoder])
+
+    held = decoder.transform(classifier.transform(projected.filter(F.col("split") != "train")))
+    rows = held.select("path", "label", "split", augment.VIEW_COL, F.col(PREDICTED).alias("predicted"),
+                       F.array_max(vector_to_array("probability")).alias("probability")).toPandas()
+    rows = rows.sort_values("path").reset_index(drop=True)
+    calibration_studio = rows[(rows["split"] == "calibration") & (rows[augment.VIEW_COL] == "studio")]
+    threshold = choose_threshold(calibration_studio["label"] == calibration_studio["predicted"],
+                                 calibration_studio["probability"])
+    rows["answer"] = rows["predicted"].where(rows["probability"] >= threshold, "unknown")
+    test_rows = rows[rows["split"] == "test"]
+    metrics = {"labels": labels, "threshold": threshold}
+    for view, part in (("studio", test_rows[test_rows[augment.VIEW_COL] == "studio"]),
+                       ("scenes", test_rows[test_rows[augment.VIEW_COL] != "studio"])):
+        named = classification_metrics(labels + ["unknown"], part["label"], part["answer"])
+        metrics[view] = {"n": int(len(part)), "top1": round(float(np.mean(part["label"] == part["predicted"])), 6),
+                         "accuracy_abstention_as_error": named["accuracy"],
+                         "abstained": round(float(np.mean(part["answer"] == "unknown")), 6),
+                         "per_class": named["per_class"], "confusion_matrix": named["confusion_matrix"]}
+    log(f"[4/4] threshold {threshold:.2f}; test studio: top-1 {metrics['studio']['top1']:.4f}, named right "
+        f"{metrics['studio']['accuracy_abstention_as_error']:.4f}; test scenes: top-1 {metrics['scenes']['top1']:.4f}, "
+        f"named right {metrics['scenes']['accuracy_abstention_as_error']:.4f}, unknown "
+        f"{metrics['scenes']['abstained']:.1%}")
+    studio = metrics["studio"]
+    saved = {
+        **classification_metrics(labels + ["unknown"], test_rows["label"], test_rows["answer"]),
+        "accuracy": studio["accuracy_abstention_as_error"],
+        "labels": labels, "k": int(pca.k), "n_train": int(n_train),
+        "n_test": int(len(test_rows)), "n_calibration": int((rows["split"] == "calibration").sum()),
+        "recipe": {"input": input_path, "scenes_per_photo": scenes, "seed": seed, "excluded_labels": excluded,
+                   "features": key, "split": f"by fruit: blocks of {FRAMES_PER_BLOCK} frames, {test:.0%} test, "
+                                             f"{calibration:.0%} calibration, seeded hash per label"},
+        "classifier": {"family": "multinomial", "regParam": reg_param, "maxIter": 200},
+        "abstain": {"threshold": threshold, "score": "the highest class probability",
+                    "rule": f"the highest threshold (step 0.01) keeping at least {STUDIO_TARGET:.0%} of the "
+                            "calibration split's studio photos named right, an abstention counted as an error",
+                    "calibration_studio_photos": int(len(calibration_studio))},
+        "test_studio": studio, "test_scenes": metrics["scenes"],
+        "failed": [{"path": p, "error": e} for p, e in zip(failed["path"], failed["error"])],
+        "weights": {"source": str(featurizer.getOrDefault("weights")),
+                    "sha256": featurizer.resolved_weights().sha256},
+        "image_size": image_size,
+    }
+    saved_rows = rows.rename(columns={augment.VIEW_COL: "view"})
+    _publish(spark, fs, model, saved, saved_rows, model_path, overwrite)
+    projected.unpersist()
+    return TrainResult(model, saved, saved_rows, model_path)

@@ -1,0 +1,121 @@
+"""The app's recipe: split by fruit, scenes featurized once, a threshold saved and applied, exported."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fruits_lib import app_model
+from fruits_lib.errors import InputError, OutputError
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data_sample"
+
+
+def test_fruit_group_is_a_block_of_frames():
+    assert app_model.fruit_group("12_100.jpg") == "0"
+    assert app_model.fruit_group("45_100.jpg") == "1"
+    assert app_model.fruit_group("r_45_100.jpg") == "r_1"
+    assert app_model.fruit_group("apple_003.jpg") == "apple_003.jpg"
+
+
+def test_splits_keep_each_fruit_block_on_one_side_and_are_seeded():
+    groups = {"kiwi": [str(g) for g in range(20)], "lime": ["a", "b", "c"]}
+    splits = app_model.assign_splits(groups, seed=0, test=0.2, calibration=0.1)
+    kiwi = [splits[("kiwi", g)] for g in groups["kiwi"]]
+    assert kiwi.count("test") == 4 and kiwi.count("calibration") == 2 and kiwi.count("train") == 14
+    assert sorted(splits[("lime", g)] for g in "abc") == ["calibration", "test", "train"]
+    assert app_model.assign_splits(groups, seed=0) == splits
+    assert app_model.assign_splits(groups, seed=1) != splits
+    with pytest.raises(InputError, match="at least 3"):
+        app_model.assign_splits({"fig": ["a", "b"]})
+
+
+def test_threshold_is_as_cautious_as_the_studio_promise_allows():
+    confidence = np.linspace(0.01, 1.0, 100)
+    assert app_model.choose_threshold(np.ones(100, bool), confidence, target=0.99) == 0.02
+    assert app_model.choose_threshold(np.ones(100, bool), confidence, target=0.5) == 0.51  # 0.51 .. 1.0: half kept
+    right = np.r_[np.ones(98, bool), np.zeros(2, bool)]  # 98 % right: 99 % is out of reach, never abstain
+    assert app_model.choose_threshold(right, np.full(100, 0.9), target=0.99) == 0.0
+    with pytest.raises(ValueError, match="no calibration photo"):
+        app_model.choose_threshold([], [])
+
+
+@pytest.fixture(scope="module")
+def app(spark, tmp_path_factory):
+    """The recipe on data_sample/ (8 labels x 20 photos, one scene each): ``(model folder, work, log)``."""
+    root = tmp_path_factory.mktemp("app")
+    lines = []
+    result = app_model.build_app_model(spark, str(SAMPLE), str(root / "model"), work=str(root / "work"),
+                                       scenes=1, weights="offline", pca_k=8, log=lines.append)
+    return result, root, lines
+
+
+def test_recipe_saves_a_model_with_its_threshold_and_every_figure(app):
+    result, root, lines = app
+    metrics = json.loads((root / "model" / "metrics.json").read_text())
+    assert 0.0 <= metrics["abstain"]["threshold"] < 1.0
+    assert metrics["abstain"]["threshold"] == result.metrics["abstain"]["threshold"]
+    assert "calibration" in metrics["abstain"]["rule"]
+    assert metrics["recipe"]["scenes_per_photo"] == 1
+    studio, scenes = metrics["test_studio"], metrics["test_scenes"]
+    assert studio["n"] == scenes["n"] == 8 * 4, "4 of each label's 20 photos are test, each with its scene"
+    assert metrics["n_train"] + metrics["n_calibration"] + metrics["n_test"] == 160 * 2
+    assert studio["top1"] >= 0.9 and 0 <= scenes["abstained"] <= 1
+    assert metrics["failed"] == []
+    assert any("featurized in" in line for line in lines)
+    predictions = (root / "model" / "test_predictions.csv").read_text().splitlines()
+    assert predictions[0].split(",")[:4] == ["path", "label", "split", "view"]
+
+
+def test_recipe_reuses_its_features_and_refuses_an_existing_model(app, spark):
+    result, root, _ = app
+    with pytest.raises(OutputError, match="--overwrite"):
+        app_model.build_app_model(spark, str(SAMPLE), str(root / "model"), work=str(root / "work"), scenes=1,
+                                  weights="offline", pca_k=8)
+    lines = []
+    second = app_model.build_app_model(spark, str(SAMPLE), str(root / "open"), work=str(root / "work"),
+                                       scenes=1, weights="offline", pca_k=8, exclude_labels=["kiwi"],
+                                       log=lines.append)
+    assert any("reusing" in line for line in lines), lines
+    assert "kiwi" not in second.metrics["labels"] and len(second.metrics["labels"]) == 7
+    assert second.metrics["recipe"]["excluded_labels"] == ["kiwi"]
+
+
+def _with_threshold(model: Path, target: Path, threshold: float) -> Path:
+    shutil.copytree(model, target)
+    metrics = json.loads((target / "metrics.json").read_text())
+    metrics["abstain"]["threshold"] = threshold
+    (target / "metrics.json").write_text(json.dumps(metrics))
+    return target
+
+
+def test_identify_answers_unknown_under_the_saved_threshold(app, fruits, tmp_path):
+    _, root, _ = app
+    photos = [SAMPLE / "kiwi" / "kiwi_000.jpg", SAMPLE / "lemon" / "lemon_001.jpg"]
+    confident = fruits("identify", "--model", root / "model", "--json", *photos)
+    assert confident.returncode == 0, confident.stderr[-2000:]
+    answers = [json.loads(line) for line in confident.stdout.splitlines()]
+    threshold = json.loads((root / "model" / "metrics.json").read_text())["abstain"]["threshold"]
+    for answer in answers:
+        expected = answer["top"][0]["label"] if answer["top"][0]["probability"] >= threshold else None
+        assert answer["label"] == expected
+    cautious = _with_threshold(root / "model", tmp_path / "cautious", 0.9999)
+    refused = fruits("identify", "--model", cautious, "--json", *photos)
+    assert refused.returncode == 0
+    assert [json.loads(line)["label"] for line in refused.stdout.splitlines()] == [None, None]
+    assert "2 unknown" in refused.stderr
+    text = fruits("identify", "--model", cautious, photos[0])
+    assert "unknown (not confident enough" in text.stdout
+
+
+def test_export_carries_the_threshold_for_the_app(app, fruits, tmp_path):
+    _, root, _ = app
+    model = _with_threshold(root / "model", tmp_path / "model", 0.42)
+    result = fruits("export", "--model", model, "--out", tmp_path / "fruits.tflite")
+    assert result.returncode == 0, result.stderr[-2000:]
+    metadata = json.loads((tmp_path / "fruits.json").read_text())
+    assert metadata["unknown_threshold"] == 0.42
+    assert metadata["labels"] == (tmp_path / "labels.txt").read_text().split("\n")[:-1]
+    assert "unknown under 0.42" in result.stdout
