@@ -113,7 +113,7 @@ exit codes: 0 at least one image identified (unreadable files are listed with th
 EXPORT_EXAMPLES = """examples:
   fruits export --model models/fruits --out fruits.tflite
 input: float32 (1, 224, 224, 3) RGB in [0, 255], the photo padded to a square on white then resized
-(as fruits_lib.featurize.decode_image does); output: (1, classes) probabilities, in labels.txt's order.
+(as fruits_lib.image.decode_image does); output: (1, classes) probabilities, in labels.txt's order.
 exit codes: 0 exported, 2 missing/altered model or unwritable output (one-line message)"""
 
 
@@ -290,7 +290,7 @@ def _run(args, **levers) -> int:
 
 
 def _fetch(args) -> int:
-    from fruits_lib.featurize import tflite_model, tflite_path
+    from fruits_lib.tflite import tflite_model, tflite_path
     from fruits_lib.weights import resolve_weights
 
     weights = resolve_weights(args.weights)

@@ -32,7 +32,8 @@ from fruits_lib.errors import FruitsError, InputError, OutputError
 from fruits_lib.featurize import ImageFeaturizer
 from fruits_lib.progress import spark_progress
 from fruits_lib.session import cluster_info, get_spark
-from fruits_lib.write import STALE_LOCK_SECONDS, SUMMARY, FileSystem, RunOutput, write_parquet
+from fruits_lib.store import STALE_LOCK_SECONDS, SUMMARY, RunOutput
+from fruits_lib.write import FileSystem, write_parquet
 
 IDENTITY = ["path", "length", "modificationTime"]  # what makes an input file "already done"
 IMAGES_PER_PARTITION = 32  # fewer, larger tasks: the model is cached per worker anyway
@@ -144,9 +145,9 @@ def _same_model(out: RunOutput, sha256: str, image_size: int, engine: str, overw
 def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: bool,
                 featurizer: ImageFeaturizer, about: dict, *, pca_variance, pca_k, pca_reuse, log,
                 count_method="index") -> dict:
-    image_size = featurizer.getOrDefault("imageSize")
-    batch_size = featurizer.getOrDefault("batchSize")
-    engine = featurizer.getOrDefault("engine")
+    image_size = featurizer.getImageSize()
+    batch_size = featurizer.getBatchSize()
+    engine = featurizer.getEngine()
     resolved = featurizer.resolved_weights()
     with timer("list"):
         log(f"[2/5] listing files under {source}")
