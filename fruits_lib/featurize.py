@@ -378,13 +378,14 @@ def _featurize_partition(batches, broadcast, key, image_size, batch_size, tf_thr
     _record_worker_stats(stats_dir, images)
 
 
-def model_key(weights_sha256: str, image_size: int, engine: str) -> str:
+def model_key(weights_sha256: str, image_size: int, engine: str, flatbuffer: bytes | None = None) -> str:
     """The worker cache's key: what the model is (weights, input size, engine), not how it travelled.
 
     Content-addressed, so it needs no broadcast id (a Spark internal); one broadcast per key and
     application is guaranteed by :func:`broadcast_model`.
     """
-    return f"{weights_sha256[:16]}-{image_size}px-{engine}"
+    key = f"{weights_sha256[:16]}-{image_size}px-{engine}"
+    return key if flatbuffer is None else f"{key}-int8-{hashlib.sha256(flatbuffer).hexdigest()[:16]}"
 
 
 def _make_udf(broadcast, key: str, image_size: int, batch_size: int, tf_threads: int, engine: str,
@@ -403,7 +404,7 @@ _BROADCASTS: dict = {}  # (application id, sha256, engine, size) -> Broadcast: e
 
 
 def broadcast_model(spark: SparkSession, weights: Weights, engine: str, image_size: int,
-                    flatbuffer: bytes | None = None):
+                    flatbuffer: bytes | None = None, precision: str = "float32"):
     """Broadcast, once per Spark application, what the workers run: the TFLite model or the weights.
 
     ``tflite``: the flatbuffer converted on the driver (:func:`tflite_model`), or the one a saved
@@ -412,6 +413,8 @@ def broadcast_model(spark: SparkSession, weights: Weights, engine: str, image_si
     """
     sc = spark.sparkContext
     key = (sc.applicationId, weights.sha256, engine, image_size if engine == "tflite" else None)
+    if precision != "float32":  # a quantized model depends on its calibration photos too: keyed by its bytes
+        key = (*key, precision, hashlib.sha256(flatbuffer).hexdigest())
     if key not in _BROADCASTS:
         if engine == "tflite":
             value = flatbuffer if flatbuffer is not None else tflite_model(weights, image_size)
@@ -446,6 +449,9 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReada
     engine = Param(Params._dummy(), "engine",
                    "tflite (XNNPACK, fastest on CPU) or keras (predict_on_batch)",
                    typeConverter=TypeConverters.toString)
+    precision = Param(Params._dummy(), "precision",
+                      "tflite engine: float32, or int8 (quantized, calibrated on the first dataset transformed)",
+                      typeConverter=TypeConverters.toString)
     tfThreads = Param(Params._dummy(), "tfThreads",
                       "TensorFlow threads per Python worker; 0 means spark.task.cpus",
                       typeConverter=TypeConverters.toInt)
@@ -453,14 +459,15 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReada
     @keyword_only
     def __init__(self, *, inputCol="content", outputCol="features", errorCol="error", weights="imagenet",
                  imageSize=224, batchSize=32, handleInvalid="keep", engine="tflite", tfThreads=0,
-                 weightsSha256=None):
+                 weightsSha256=None, precision="float32"):
         super().__init__()
         self._setDefault(inputCol="content", outputCol="features", errorCol="error", weights="imagenet",
                          imageSize=224, batchSize=32, handleInvalid="keep", engine="tflite",
-                         tfThreads=0)
+                         tfThreads=0, precision="float32")
         self._set(**self._input_kwargs)
         self._weights_cache, self._weights_for = None, None
         self._bundled_tflite = None  # (image size, flatbuffer) of a loaded featurizer: no conversion needed
+        self._int8 = None  # (image size, flatbuffer) of the int8 model: calibrated once, or bundled
 
     def resolved_weights(self) -> Weights:
         """The weights, resolved once on the driver; a saved featurizer refuses different weights.
@@ -501,12 +508,19 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReada
         engine = self.getOrDefault(self.engine)
         if engine not in ("tflite", "keras"):
             raise ValueError(f"engine must be tflite or keras, not {engine!r}")
+        if self.getOrDefault(self.precision) not in ("float32", "int8"):
+            raise ValueError(f"precision must be float32 or int8, not {self.getOrDefault(self.precision)!r}")
+        if self.getOrDefault(self.precision) == "int8" and engine != "tflite":
+            raise ValueError("precision int8 needs the tflite engine")
         spark = dataset.sparkSession
         threads = self.getOrDefault(self.tfThreads) or int(spark.conf.get("spark.task.cpus", "1"))
         bundled = self._bundled_tflite  # made from these weights (same sha256, checked) at the saved size
         flatbuffer = bundled[1] if bundled and bundled[0] == image_size else None
-        broadcast = broadcast_model(spark, self.resolved_weights(), engine, image_size, flatbuffer)
-        key = model_key(self.resolved_weights().sha256, image_size, engine)
+        precision = self.getOrDefault(self.precision)
+        if precision == "int8":
+            flatbuffer = self.int8_model(dataset, image_size)
+        broadcast = broadcast_model(spark, self.resolved_weights(), engine, image_size, flatbuffer, precision)
+        key = model_key(self.resolved_weights().sha256, image_size, engine, flatbuffer if precision == "int8" else None)
         udf = _make_udf(broadcast, key, image_size, self.getOrDefault(self.batchSize), threads, engine,
                         handle == "error")
         result = "__fruits_featurized"
@@ -518,6 +532,18 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReada
         if handle == "skip":
             featurized = featurized.filter(F.col(err_col).isNull())
         return featurized
+
+    def int8_model(self, dataset: DataFrame | None, image_size: int) -> bytes:
+        """The int8 flatbuffer: the bundled or already calibrated one, else calibrated on ``dataset``'s photos."""
+        from fruits_lib.quantize import calibration_contents, int8_model
+
+        if self._int8 is None or self._int8[0] != image_size:
+            if dataset is None:
+                raise ValueError("an int8 featurizer is calibrated on the photos it first transforms: "
+                                 "transform a dataset before saving it")
+            contents = calibration_contents(dataset, content_col=self.getInputCol())
+            self._int8 = (image_size, int8_model(self.resolved_weights(), image_size, contents))
+        return self._int8[1]
 
     def write(self) -> FeaturizerWriter:
         return FeaturizerWriter(self)
@@ -531,6 +557,7 @@ class ImageFeaturizer(Transformer, HasInputCol, HasOutputCol, DefaultParamsReada
 NETWORK_FILE = "network/weights.npz"  # the get_weights() arrays, as weights.py caches them
 NETWORK_MANIFEST = "network/manifest.json"  # the files' sha256, the weights' sha256, the source's name
 NETWORK_TFLITE = "network/mobilenetv2.tflite"  # tflite engine: the converted network at the saved size
+NETWORK_INT8 = "network/mobilenetv2-int8.tflite"  # precision int8: the calibrated quantized network
 
 
 class TamperedModelError(WeightsError):
@@ -558,7 +585,14 @@ class FeaturizerWriter(DefaultParamsWriter):
                     "image_size": self.instance.getOrDefault(self.instance.imageSize)}
         fs = FileSystem(self.sparkSession)
         fs.write_bytes(join(path, NETWORK_FILE), data)
-        if self.instance.getOrDefault(self.instance.engine) == "tflite":
+        int8 = self.instance.getOrDefault(self.instance.precision) == "int8"
+        if int8:
+            flatbuffer = self.instance.int8_model(None, manifest["image_size"])
+            manifest["tflite_int8"] = {"file": os.path.basename(NETWORK_INT8), "bytes": len(flatbuffer),
+                                       "file_sha256": hashlib.sha256(flatbuffer).hexdigest(),
+                                       "image_size": manifest["image_size"], "tensorflow": _tensorflow_version()}
+            fs.write_bytes(join(path, NETWORK_INT8), flatbuffer)
+        elif self.instance.getOrDefault(self.instance.engine) == "tflite":
             flatbuffer = tflite_model(weights, manifest["image_size"])
             manifest["tflite"] = {"file": os.path.basename(NETWORK_TFLITE), "bytes": len(flatbuffer),
                                   "file_sha256": hashlib.sha256(flatbuffer).hexdigest(),
@@ -595,6 +629,12 @@ class FeaturizerReader(DefaultParamsReader):
         if tflite:
             instance._bundled_tflite = (tflite["image_size"],
                                         _read_bundled(fs, path, join(path, NETWORK_TFLITE), tflite))
+        int8 = manifest.get("tflite_int8")
+        if instance.getOrDefault(instance.precision) == "int8" and not int8:
+            raise TamperedModelError(f"refusing model {path}: an int8 featurizer without its bundled network "
+                                     f"({NETWORK_INT8}) (altered file)")
+        if int8:
+            instance._int8 = (int8["image_size"], _read_bundled(fs, path, join(path, NETWORK_INT8), int8))
         return instance
 
 
