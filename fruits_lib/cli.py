@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--engine", choices=("tflite", "keras"), default="tflite",
                      help="inference engine on the executors: tflite (XNNPACK, faster on CPU) or keras "
                           "(default: tflite)")
+    run.add_argument("--precision", choices=("float32", "int8"), default="float32",
+                     help="tflite engine's arithmetic: float32, or int8 (post-training quantized, calibrated on "
+                          "64 of the input photos; see docs/performance.md) (default: float32)")
     run.add_argument("--master", help="Spark master, e.g. local[*] or local-cluster[2,1,1024] (default: "
                                       "local[*]; under spark-submit, the one it was given)")
     run.add_argument("--mode", choices=("full", "incremental"), default="full",
@@ -279,7 +282,7 @@ def _run(args, **levers) -> int:
         summary = run(args.input, args.output, weights=args.weights, pca_variance=args.pca_variance,
                       pca_k=args.pca_k, image_size=args.image_size, batch_size=args.batch_size,
                       mode=args.mode, overwrite=args.overwrite, pca_reuse=args.pca_reuse,
-                      engine=args.engine, stale_lock_seconds=args.stale_lock_after,
+                      engine=args.engine, precision=args.precision, stale_lock_seconds=args.stale_lock_after,
                       spark=spark, log=lambda message: print(message, flush=True), **levers)
     except NoImageProcessed as exc:
         print(f"fruits: {exc}", file=sys.stderr)

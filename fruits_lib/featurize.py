@@ -37,25 +37,22 @@ from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
-from fruits_lib.errors import WeightsError
+from fruits_lib.errors import TamperedModelError
 from fruits_lib.image import featurize_images
 from fruits_lib.tflite import configure_tensorflow, tensorflow_version, tflite_model, tflite_predict
-from fruits_lib.weights import FEATURE_DIM, Weights, build_model, resolve_weights, weights_sha256
+from fruits_lib.weights import Weights, build_model, resolve_weights, weights_sha256
 from fruits_lib.write import FileSystem, join
 
 ENGINES = ("tflite", "keras")
+PRECISIONS = ("float32", "int8")
 HANDLE_INVALID = ("keep", "skip", "error")
 _UDF_SCHEMA = StructType([StructField("features", ArrayType(FloatType())), StructField("error", StringType())])
 
 
 # ---------------------------------------------------------------- executor side
 class ModelCache:
-    """A Python worker's models: key -> predict function, the ``maxsize`` most recently used kept.
-
-    Like ``pyspark.ml.model_cache.ModelCache`` behind ``predict_batch_udf``; ``loads`` counts the
-    real loads per key (one per worker and model when the cache works) and ``seconds`` the time
-    this worker spent loading, decoding and predicting.
-    """
+    """A Python worker's models, key -> predict function (the ``maxsize`` last used), like the cache behind
+    ``predict_batch_udf``; ``loads``: real loads per key, ``seconds``: time spent loading, decoding, predicting."""
 
     def __init__(self, maxsize: int = 3):
         self.maxsize, self.models, self.loads, self.seconds = maxsize, OrderedDict(), Counter(), Counter()
@@ -82,12 +79,10 @@ _WORKER_HOOKS: list = []  # driver side: observers shipped with every featurizer
 
 
 def add_worker_hook(hook) -> None:
-    """Observe the Python workers: ``hook(event, details)`` runs in each worker of later transforms.
-
-    Events: ``start`` (a partition begins), ``load`` (the worker really loaded a model: ``key``,
-    ``seconds``) and ``done`` (``images`` of the partition, and the worker's ``loads`` per key and
-    ``seconds``). The hook travels with the tasks (cloudpickle); an exception it raises fails the task.
-    """
+    """Observe the Python workers: ``hook(event, details)`` runs in each worker of later transforms, for
+    ``start`` (a partition begins), ``load`` (a model really loaded: ``key``, ``seconds``) and ``done`` (the
+    partition's ``images``, the worker's ``loads`` per key and ``seconds``). It travels with the tasks
+    (cloudpickle); an exception it raises fails the task."""
     _WORKER_HOOKS.append(hook)
 
 
@@ -130,9 +125,10 @@ def _featurize_partition(batches, key: str, make_predict, image_size: int, batch
                       "seconds": dict(WORKER_CACHE.seconds)})
 
 
-def model_key(weights_sha256: str, image_size: int, engine: str) -> str:
-    """The worker cache's key: what the model is (weights, input size, engine), not how it travelled."""
-    return f"{weights_sha256[:16]}-{image_size}px-{engine}"
+def model_key(weights_sha256: str, image_size: int, engine: str, flatbuffer: bytes | None = None) -> str:
+    """The worker cache's key: what the model is (weights, input size, engine, int8 bytes), not how it travelled."""
+    key = f"{weights_sha256[:16]}-{image_size}px-{engine}"
+    return key if flatbuffer is None else f"{key}-int8-{hashlib.sha256(flatbuffer).hexdigest()[:16]}"
 
 
 # ---------------------------------------------------------------- driver side
@@ -140,15 +136,13 @@ _BROADCASTS: dict = {}  # (application id, sha256, engine, size) -> Broadcast: e
 
 
 def broadcast_model(spark: SparkSession, weights: Weights, engine: str, image_size: int,
-                    flatbuffer: bytes | None = None):
-    """Broadcast, once per Spark application, what the workers run: the TFLite model or the weights.
-
-    ``tflite``: the flatbuffer converted on the driver (:func:`tflite_model`), or the one a saved
-    featurizer bundles (``flatbuffer``); ``keras``: the weight arrays, from which each worker builds
-    the Keras network.
-    """
+                    flatbuffer: bytes | None = None, precision: str = "float32"):
+    """Broadcast, once per Spark application, what the workers run: for ``tflite`` the flatbuffer converted
+    on the driver (or ``flatbuffer``: bundled, or int8), for ``keras`` the weight arrays."""
     sc = spark.sparkContext
     key = (sc.applicationId, weights.sha256, engine, image_size if engine == "tflite" else None)
+    if precision != "float32":  # a quantized model depends on its calibration photos too: keyed by its bytes
+        key = (*key, precision, hashlib.sha256(flatbuffer).hexdigest())
     if key not in _BROADCASTS:
         if engine == "tflite":
             value = flatbuffer if flatbuffer is not None else tflite_model(weights, image_size)
@@ -158,24 +152,23 @@ def broadcast_model(spark: SparkSession, weights: Weights, engine: str, image_si
     return _BROADCASTS[key]
 
 
-def _one_of(name: str, allowed: tuple):
-    """A typeConverter: a string among ``allowed``, else a one-line error naming the param."""
-    def convert(value):
-        value = TypeConverters.toString(value)
-        if value not in allowed:
-            raise ValueError(f"{name} must be {', '.join(allowed[:-1])} or {allowed[-1]}, not {value!r}")
+def _checked(convert, valid, expected: str):
+    """A typeConverter: Spark's ``convert``, then a one-line ValueError unless ``valid(value)``."""
+    def converter(value):
+        value = convert(value)
+        if not valid(value):
+            raise ValueError(f"{expected}, not {value!r}")
         return value
-    return convert
+    return converter
+
+
+def _one_of(name: str, allowed: tuple):
+    return _checked(TypeConverters.toString, allowed.__contains__,
+                    f"{name} must be {', '.join(allowed[:-1])} or {allowed[-1]}")
 
 
 def _int_between(name: str, low: int, high: int, unit: str = ""):
-    """A typeConverter: an integer in ``[low, high]``, else a one-line error naming the param."""
-    def convert(value):
-        value = TypeConverters.toInt(value)
-        if not low <= value <= high:
-            raise ValueError(f"{name} must be between {low} and {high}{unit}, not {value}")
-        return value
-    return convert
+    return _checked(TypeConverters.toInt, lambda v: low <= v <= high, f"{name} must be between {low} and {high}{unit}")
 
 
 class _FeaturizerParams(HasInputCol, HasOutputCol):
@@ -196,6 +189,9 @@ class _FeaturizerParams(HasInputCol, HasOutputCol):
                           typeConverter=_one_of("handleInvalid", HANDLE_INVALID))
     engine = Param(Params._dummy(), "engine", "tflite (XNNPACK, fastest on CPU) or keras (predict_on_batch)",
                    typeConverter=_one_of("engine", ENGINES))
+    precision = Param(Params._dummy(), "precision",
+                      "tflite engine: float32, or int8 (quantized, calibrated on the first dataset transformed)",
+                      typeConverter=_one_of("precision", PRECISIONS))
     tfThreads = Param(Params._dummy(), "tfThreads", "inference threads per Python worker; 0 means spark.task.cpus",
                       typeConverter=_int_between("tfThreads", 0, 1024))
 
@@ -220,6 +216,9 @@ class _FeaturizerParams(HasInputCol, HasOutputCol):
     def getEngine(self) -> str:
         return self.getOrDefault(self.engine)
 
+    def getPrecision(self) -> str:
+        return self.getOrDefault(self.precision)
+
     def getTfThreads(self) -> int:
         return self.getOrDefault(self.tfThreads)
 
@@ -227,29 +226,26 @@ class _FeaturizerParams(HasInputCol, HasOutputCol):
 class ImageFeaturizer(Transformer, _FeaturizerParams, DefaultParamsReadable, DefaultParamsWritable):
     """Spark ML Transformer: image bytes (``inputCol``) -> MobileNetV2 features as a Vector.
 
-    Composes with ``PCA`` in a ``Pipeline`` and saves/loads like any Spark ML stage; the saved
-    directory carries the network (sha256-checked at load, see :class:`FeaturizerWriter`). Rows whose
-    image cannot be decoded get a null ``outputCol`` and their reason in ``errorCol``
-    (``handleInvalid='keep'``), are dropped (``'skip'``) or fail the job (``'error'``).
-    """
+    Composes with ``PCA`` in a ``Pipeline``; saved with its network (:class:`FeaturizerWriter`). Undecodable
+    images get a null ``outputCol`` and their reason in ``errorCol`` (``handleInvalid='keep'``), are
+    dropped (``'skip'``) or fail the job (``'error'``)."""
 
     @keyword_only
     def __init__(self, *, inputCol="content", outputCol="features", errorCol="error", weights="imagenet",
                  imageSize=224, batchSize=32, handleInvalid="keep", engine="tflite", tfThreads=0,
-                 weightsSha256=None):
+                 weightsSha256=None, precision="float32"):
         super().__init__()
         self._setDefault(inputCol="content", outputCol="features", errorCol="error", weights="imagenet",
-                         imageSize=224, batchSize=32, handleInvalid="keep", engine="tflite", tfThreads=0)
+                         imageSize=224, batchSize=32, handleInvalid="keep", engine="tflite", tfThreads=0,
+                         precision="float32")
         self._set(**self._input_kwargs)
         self._weights_cache, self._weights_for = None, None
         self._bundled_tflite = None  # (image size, flatbuffer) of a loaded featurizer: no conversion needed
+        self._int8 = None  # (image size, flatbuffer) of the int8 model: calibrated once, or bundled
 
     def resolved_weights(self) -> Weights:
-        """The weights, resolved once on the driver; a saved featurizer refuses different weights.
-
-        A loaded featurizer uses its bundled network; setting ``weights`` to another source afterwards
-        resolves that source, which must have the sha256 it was saved with.
-        """
+        """The weights, resolved once on the driver; a loaded featurizer uses its bundled network, and
+        another ``weights`` source set afterwards must have the sha256 it was saved with."""
         source = self.getWeights()
         if self._weights_cache is None or self._weights_for != source:
             weights = resolve_weights(source)
@@ -267,18 +263,21 @@ class ImageFeaturizer(Transformer, _FeaturizerParams, DefaultParamsReadable, Def
         return featurized.withColumn(self.getOutputCol(), F.when(vectors.isNotNull(), array_to_vector(vectors)))
 
     def transform_to_arrays(self, dataset: DataFrame) -> DataFrame:
-        """Like ``transform``, but ``outputCol`` holds the network's float32 values as ``array<float>``.
-
-        For writers: what is stored is float32, so this skips the Vector (float64) the ML stages
-        need and its conversion back, two passes over 1,280 values per image in the JVM.
-        """
-        spark, size, engine = dataset.sparkSession, self.getImageSize(), self.getEngine()
+        """Like ``transform``, but ``outputCol`` holds the float32 values as ``array<float>``, as stored:
+        no Vector (float64) for the ML stages and conversion back, two JVM passes over 1,280 values."""
+        spark, size, engine, precision = dataset.sparkSession, self.getImageSize(), self.getEngine(), self.getPrecision()
+        if precision == "int8" and engine != "tflite":
+            raise ValueError("precision int8 needs the tflite engine")
         threads = self.getTfThreads() or int(spark.conf.get("spark.task.cpus", "1"))
         bundled = self._bundled_tflite  # made from these weights (same sha256, checked) at the saved size
         flatbuffer = bundled[1] if bundled and bundled[0] == size else None
+        if precision == "int8":
+            flatbuffer = self.int8_model(dataset, size)
         weights = self.resolved_weights()
-        make_predict = make_predict_fn(broadcast_model(spark, weights, engine, size, flatbuffer), engine, size, threads)
-        key, batch_size = model_key(weights.sha256, size, engine), self.getBatchSize()
+        broadcast = broadcast_model(spark, weights, engine, size, flatbuffer, precision)
+        make_predict = make_predict_fn(broadcast, engine, size, threads)
+        key = model_key(weights.sha256, size, engine, flatbuffer if precision == "int8" else None)
+        batch_size = self.getBatchSize()
         fail_on_invalid, hooks = self.getHandleInvalid() == "error", tuple(_WORKER_HOOKS)
 
         def featurize(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
@@ -294,6 +293,14 @@ class ImageFeaturizer(Transformer, _FeaturizerParams, DefaultParamsReadable, Def
             featurized = featurized.filter(F.col(err_col).isNull())
         return featurized
 
+    def int8_model(self, dataset: DataFrame | None, image_size: int) -> bytes:
+        """The int8 flatbuffer: the bundled or already calibrated one, else calibrated on ``dataset``'s photos."""
+        from fruits_lib.quantize import calibrated_int8
+
+        if self._int8 is None or self._int8[0] != image_size:
+            self._int8 = (image_size, calibrated_int8(self.resolved_weights(), image_size, dataset, self.getInputCol()))
+        return self._int8[1]
+
     def write(self) -> FeaturizerWriter:
         return FeaturizerWriter(self)
 
@@ -306,18 +313,13 @@ class ImageFeaturizer(Transformer, _FeaturizerParams, DefaultParamsReadable, Def
 NETWORK_FILE = "network/weights.npz"  # the get_weights() arrays, as weights.py caches them
 NETWORK_MANIFEST = "network/manifest.json"  # the files' sha256, the weights' sha256, the source's name
 NETWORK_TFLITE = "network/mobilenetv2.tflite"  # tflite engine: the converted network at the saved size
-
-
-class TamperedModelError(WeightsError):
-    """A saved featurizer whose bundled network is missing or does not match its recorded sha256."""
+NETWORK_INT8 = "network/mobilenetv2-int8.tflite"  # precision int8: the calibrated quantized network
 
 
 class FeaturizerWriter(DefaultParamsWriter):
-    """Saves the params (Spark's metadata) plus the weight arrays and a manifest with their sha256.
+    """Saves the params (Spark's metadata), the weight arrays, the TFLite network and a manifest of sha256.
 
-    A loaded model then needs neither the original source (``offline``, a download, a local file)
-    nor internet: what the featurizer runs is what was trained with. With the ``tflite`` engine the
-    converted network travels too, so a fresh machine loads it without TensorFlow or a conversion.
+    A loaded model needs neither the original source nor internet, nor (``tflite``) TensorFlow or a conversion.
     """
 
     def saveImpl(self, path: str) -> None:
@@ -331,7 +333,13 @@ class FeaturizerWriter(DefaultParamsWriter):
                     "image_size": self.instance.getImageSize()}
         fs = FileSystem(self.sparkSession)
         fs.write_bytes(join(path, NETWORK_FILE), data)
-        if self.instance.getEngine() == "tflite":
+        if self.instance.getPrecision() == "int8":
+            flatbuffer = self.instance.int8_model(None, manifest["image_size"])
+            manifest["tflite_int8"] = {"file": os.path.basename(NETWORK_INT8), "bytes": len(flatbuffer),
+                                       "file_sha256": hashlib.sha256(flatbuffer).hexdigest(),
+                                       "image_size": manifest["image_size"], "tensorflow": tensorflow_version()}
+            fs.write_bytes(join(path, NETWORK_INT8), flatbuffer)
+        elif self.instance.getEngine() == "tflite":
             flatbuffer = tflite_model(weights, manifest["image_size"])
             manifest["tflite"] = {"file": os.path.basename(NETWORK_TFLITE), "bytes": len(flatbuffer),
                                   "file_sha256": hashlib.sha256(flatbuffer).hexdigest(),
@@ -366,6 +374,12 @@ class FeaturizerReader(DefaultParamsReader):
         if tflite:
             instance._bundled_tflite = (tflite["image_size"],
                                         _read_bundled(fs, path, join(path, NETWORK_TFLITE), tflite))
+        int8 = manifest.get("tflite_int8")
+        if instance.getPrecision() == "int8" and not int8:
+            raise TamperedModelError(f"refusing model {path}: an int8 featurizer without its bundled network "
+                                     f"({NETWORK_INT8}) (altered file)")
+        if int8:
+            instance._int8 = (int8["image_size"], _read_bundled(fs, path, join(path, NETWORK_INT8), int8))
         return instance
 
 
@@ -384,7 +398,3 @@ def _read_bundled(fs, model_path: str, file_path: str, manifest: dict | None = N
                                  f"the manifest says {str(manifest.get('file_sha256'))[:12]}... (altered file)")
     return data
 
-
-__all__ = ["FEATURE_DIM", "ImageFeaturizer", "ModelCache", "add_worker_hook", "remove_worker_hook",
-           "make_predict_fn", "broadcast_model", "model_key", "FeaturizerWriter", "FeaturizerReader",
-           "TamperedModelError"]
