@@ -91,7 +91,8 @@ def _features(spark, input_path: str, work: str, featurizer: ImageFeaturizer, sc
     fs = FileSystem(spark)
     weights = featurizer.resolved_weights()
     key = {"input": input_path, "seed": seed, "weights_sha256": weights.sha256,
-           "image_size": featurizer.getOrDefault("imageSize"), "engine": featurizer.getOrDefault("engine"),
+           "image_size": featurizer.getImageSize(), "engine": featurizer.getEngine(),
+           "precision": featurizer.getPrecision(),
            "backgrounds": "train", "augment_code": _code_digest(augment, augment.backgrounds)}
     tag = f"{zlib.crc32(json.dumps(key, sort_keys=True).encode()):08x}"
     target = join(work, f"features-{tag}")
@@ -204,7 +205,7 @@ def build_app_model(spark, input_path: str, model_path: str, *, work: str, scene
                     "calibration_studio_photos": int(len(calibration_studio))},
         "test_studio": studio, "test_scenes": metrics["scenes"],
         "failed": [{"path": p, "error": e} for p, e in zip(failed["path"], failed["error"])],
-        "weights": {"source": str(featurizer.getOrDefault("weights")),
+        "weights": {"source": featurizer.getWeights(),
                     "sha256": featurizer.resolved_weights().sha256},
         "image_size": image_size,
     }

@@ -26,6 +26,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from fruits_lib import backgrounds
+from fruits_lib.featurize import _int_between, _one_of  # Spark-ML-style validating typeConverters
 
 WHITE_LEVEL = 228  # a pixel whose every channel is above this may be the studio's white sheet
 VIEW_COL = "view"  # "studio" for the photo itself, "scene-<i>" for its composites
@@ -199,30 +200,17 @@ def _worker_photos(broadcast, split: str) -> list:
     return _PHOTOS[split]
 
 
-class SceneAugmenter(Transformer, HasInputCol, HasSeed, DefaultParamsReadable, DefaultParamsWritable):
-    """Spark ML Transformer: each photo row -> itself (``view`` = ``studio``) plus ``scenesPerImage``
-    scene rows (``view`` = ``scene-<i>``, ``path`` = photo path + ``#scene-<i>``, same label, new bytes).
-
-    Runs in ``mapInPandas`` on the executors; the background photos are read once on the driver and
-    broadcast, like the network.
-    """
+class _AugmenterParams(HasInputCol, HasSeed):
+    """The augmenter's params, validated when set (typeConverter) and read through typed getters."""
 
     scenesPerImage = Param(Params._dummy(), "scenesPerImage", "scenes made from each photo (0: none)",
-                           typeConverter=TypeConverters.toInt)
+                           typeConverter=_int_between("scenesPerImage", 0, 1000))
     imageSize = Param(Params._dummy(), "imageSize", "side in pixels of each scene",
-                      typeConverter=TypeConverters.toInt)
+                      typeConverter=_int_between("imageSize", 32, 1024, " pixels"))
     backgrounds = Param(Params._dummy(), "backgrounds", "which backgrounds: train or heldout",
-                        typeConverter=TypeConverters.toString)
+                        typeConverter=_one_of("backgrounds", backgrounds.SPLITS))
     keepOriginal = Param(Params._dummy(), "keepOriginal", "keep each photo's own row (view = studio)",
                          typeConverter=TypeConverters.toBoolean)
-
-    @keyword_only
-    def __init__(self, *, inputCol="content", scenesPerImage=2, imageSize=224, backgrounds="train",
-                 keepOriginal=True, seed=0):
-        super().__init__()
-        self._setDefault(inputCol="content", scenesPerImage=2, imageSize=224, backgrounds="train",
-                         keepOriginal=True, seed=0)
-        self._set(**self._input_kwargs)
 
     def getScenesPerImage(self) -> int:
         return self.getOrDefault(self.scenesPerImage)
@@ -236,13 +224,25 @@ class SceneAugmenter(Transformer, HasInputCol, HasSeed, DefaultParamsReadable, D
     def getKeepOriginal(self) -> bool:
         return self.getOrDefault(self.keepOriginal)
 
+
+class SceneAugmenter(Transformer, _AugmenterParams, DefaultParamsReadable, DefaultParamsWritable):
+    """Spark ML Transformer: each photo row -> itself (``view`` = ``studio``) plus ``scenesPerImage``
+    scene rows (``view`` = ``scene-<i>``, ``path`` = photo path + ``#scene-<i>``, same label, new bytes).
+
+    Runs in ``mapInPandas`` on the executors; the background photos are read once on the driver and
+    broadcast, like the network.
+    """
+
+    @keyword_only
+    def __init__(self, *, inputCol="content", scenesPerImage=2, imageSize=224, backgrounds="train",
+                 keepOriginal=True, seed=0):
+        super().__init__()
+        self._setDefault(inputCol="content", scenesPerImage=2, imageSize=224, backgrounds="train",
+                         keepOriginal=True, seed=0)
+        self._set(**self._input_kwargs)
+
     def _transform(self, dataset: DataFrame) -> DataFrame:
         count, size, split = self.getScenesPerImage(), self.getImageSize(), self.getBackgrounds()
-        if count < 0:
-            raise ValueError(f"scenesPerImage must be 0 or more, not {count}")
-        if not 32 <= size <= 1024:
-            raise ValueError(f"imageSize must be between 32 and 1024 pixels, not {size}")
-        backgrounds._check_split(split)
         content, seed, keep = self.getInputCol(), int(self.getSeed()), self.getKeepOriginal()
         for column in ("path", content):
             if column not in dataset.columns:

@@ -88,6 +88,7 @@ def _with_threshold(model: Path, target: Path, threshold: float) -> Path:
     metrics = json.loads((target / "metrics.json").read_text())
     metrics["abstain"]["threshold"] = threshold
     (target / "metrics.json").write_text(json.dumps(metrics))
+    (target / ".metrics.json.crc").unlink()  # Hadoop's checksum of the file as saved: it would refuse the edit
     return target
 
 

@@ -110,4 +110,6 @@ def test_augmenter_keeps_labels_adds_scenes_and_is_deterministic_on_spark(spark,
     studio = first[first["view"] == "studio"]
     assert sorted(studio["path"]) == sorted(photos.toPandas()["path"]), "originals kept, unchanged"
     with pytest.raises(ValueError, match="scenesPerImage"):
-        augment.SceneAugmenter(scenesPerImage=-1).transform(photos)
+        augment.SceneAugmenter(scenesPerImage=-1)
+    with pytest.raises(ValueError, match="backgrounds must be"):
+        augment.SceneAugmenter(backgrounds="test")
