@@ -78,6 +78,9 @@ def build_parser(prog: str = "fruits") -> argparse.ArgumentParser:
     run.add_argument("--engine", choices=("tflite", "keras"), default="tflite",
                      help="inference engine on the executors: tflite (XNNPACK, faster on CPU) or keras "
                           "(default: tflite)")
+    run.add_argument("--precision", choices=("float32", "int8"), default="float32",
+                     help="tflite engine's arithmetic: float32, or int8 (post-training quantized, calibrated on "
+                          "64 of the input photos; see docs/performance.md) (default: float32)")
     run.add_argument("--master", help="Spark master, e.g. local[*] or local-cluster[2,1,1024] (default: "
                                       "local[*]; under spark-submit, the one it was given)")
     run.add_argument("--mode", choices=("full", "incremental"), default="full",
@@ -136,7 +139,7 @@ exit codes: 0 at least one image identified (unreadable files are listed with th
 EXPORT_EXAMPLES = """examples:
   {prog} export --model models/fruits --out fruits.tflite
 input: float32 (1, 224, 224, 3) RGB in [0, 255], the photo padded to a square on white then resized
-(as fruits_lib.featurize.decode_image does); output: (1, classes) probabilities, in labels.txt's order.
+(as fruits_lib.image.decode_image does); output: (1, classes) probabilities, in labels.txt's order.
 exit codes: 0 exported, 2 missing/altered model or unwritable output (one-line message)"""
 
 
@@ -313,7 +316,7 @@ def _run(args, **levers) -> int:
         summary = run(args.input, args.output, weights=args.weights, pca_variance=args.pca_variance,
                       pca_k=args.pca_k, image_size=args.image_size, batch_size=args.batch_size,
                       mode=args.mode, overwrite=args.overwrite, pca_reuse=args.pca_reuse,
-                      engine=args.engine, stale_lock_seconds=args.stale_lock_after,
+                      engine=args.engine, precision=args.precision, stale_lock_seconds=args.stale_lock_after,
                       spark=spark, log=lambda message: print(message, flush=True), **levers)
     except NoImageProcessed as exc:
         print(f"fruits: {exc}", file=sys.stderr)
@@ -324,7 +327,7 @@ def _run(args, **levers) -> int:
 
 
 def _fetch(args) -> int:
-    from fruits_lib.featurize import tflite_model, tflite_path
+    from fruits_lib.tflite import tflite_model, tflite_path
     from fruits_lib.weights import resolve_weights
 
     weights = resolve_weights(args.weights)

@@ -75,7 +75,7 @@ def identify(spark, model: PipelineModel, targets: list, top: int = 3):
     frame, listed = _inputs(spark, targets)
     featurizer, rest = model.stages[0], PipelineModel(model.stages[1:])
     labels = list(model.stages[-1].getLabels())
-    error_col = featurizer.getOrDefault("errorCol")
+    error_col = featurizer.getErrorCol()
     # persisted without the bytes: the two branches below would otherwise run the network twice per image
     featurized = (featurizer.transform(frame.select("path", "content"))
                   .select("path", featurizer.getOutputCol(), error_col).persist())

@@ -12,6 +12,7 @@ is refused (``--overwrite`` replaces it instead).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import platform
 import time
@@ -32,7 +33,8 @@ from fruits_lib.errors import FruitsError, InputError, OutputError
 from fruits_lib.featurize import ImageFeaturizer
 from fruits_lib.progress import spark_images
 from fruits_lib.session import cluster_info, get_spark
-from fruits_lib.write import STALE_LOCK_SECONDS, SUMMARY, FileSystem, RunOutput, write_parquet
+from fruits_lib.store import STALE_LOCK_SECONDS, SUMMARY, RunOutput
+from fruits_lib.write import FileSystem, write_parquet
 
 IDENTITY = ["path", "length", "modificationTime"]  # what makes an input file "already done"
 IMAGES_PER_PARTITION = 32  # fewer, larger tasks: the model is cached per worker anyway
@@ -79,6 +81,7 @@ def featurized_to_columns(featurizer: ImageFeaturizer, frame: DataFrame) -> Data
 def run(input_path: str, output_path: str, *, weights: str = "imagenet", pca_variance: float = 0.95,
         pca_k: int | None = None, image_size: int = 224, batch_size: int = 32, master: str | None = None,
         mode: str = "full", overwrite: bool = False, pca_reuse: bool = False, engine: str = "tflite",
+        precision: str = "float32",
         stale_lock_seconds: float = STALE_LOCK_SECONDS, spark=None, log=print, count_method: str = "index",
         local_defaults: dict | None = None, class_archive: bool = True) -> dict:
     """Run the chain on ``input_path`` and publish everything under ``output_path``; returns the summary.
@@ -88,11 +91,15 @@ def run(input_path: str, output_path: str, *, weights: str = "imagenet", pca_var
     """
     source, target = check_run(input_path, output_path, weights=weights, mode=mode, pca_k=pca_k,
                                pca_variance=pca_variance, batch_size=batch_size, image_size=image_size)
+    if precision not in ("float32", "int8") or (precision == "int8" and engine != "tflite"):
+        raise FruitsError(f"--precision {precision} is not available with --engine {engine}: "
+                          "int8 needs the tflite engine")
     timer = _Timer()
     started_at = datetime.now(timezone.utc)
     run_id = started_at.strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
 
-    featurizer = ImageFeaturizer(weights=weights, imageSize=image_size, batchSize=batch_size, engine=engine)
+    featurizer = ImageFeaturizer(weights=weights, imageSize=image_size, batchSize=batch_size, engine=engine,
+                                 precision=precision)
     with timer("weights"):
         resolved = featurizer.resolved_weights()  # before Spark: a bad source fails in seconds
     log(f"[1/5] weights {resolved.source} (sha256 {resolved.sha256[:12]}..., "
@@ -107,9 +114,11 @@ def run(input_path: str, output_path: str, *, weights: str = "imagenet", pca_var
         log(f"note: {note}")
     try:
         incremental = mode == "incremental" and out.state() != "empty"
-        if incremental and not _same_model(out, resolved.sha256, image_size, engine, overwrite):
+        if incremental and not _same_model(out, resolved.sha256, image_size, engine, overwrite, precision):
             log(f"note: --overwrite: {target} was made with another model, it is replaced whole")
             incremental = False
+        if incremental and precision == "int8":  # the same calibrated model, never a second one
+            featurizer._int8 = PipelineModel.load(out.path("model")).stages[0]._int8
         about = {"run_id": run_id, "mode": mode, "input": source, "output": target,
                  "started_at": started_at.isoformat(timespec="seconds")}
         summary = _run_stages(spark, out, source, timer, incremental, featurizer, about, pca_variance=pca_variance,
@@ -125,15 +134,18 @@ def run(input_path: str, output_path: str, *, weights: str = "imagenet", pca_var
     return summary
 
 
-def _same_model(out: RunOutput, sha256: str, image_size: int, engine: str, overwrite: bool) -> bool:
+def _same_model(out: RunOutput, sha256: str, image_size: int, engine: str, overwrite: bool,
+                precision: str = "float32") -> bool:
     """Whether the output's features come from this model; a mismatch is refused unless ``overwrite``."""
     if not out.fs.exists(out.path(SUMMARY)):
         differences = [f"no {SUMMARY} says which model made them"]
     else:
         previous = out.fs.read_json(out.path(SUMMARY))
-        before = ((previous.get("weights") or {}).get("sha256"), previous.get("image_size"), previous.get("engine"))
+        before = ((previous.get("weights") or {}).get("sha256"), previous.get("image_size"), previous.get("engine"),
+                  previous.get("precision", "float32"))
         differences = [f"{name} {old} (this run: {new})" for name, old, new in
-                       zip(("weights sha256", "image size", "engine"), before, (sha256, image_size, engine))
+                       zip(("weights sha256", "image size", "engine", "precision"), before,
+                           (sha256, image_size, engine, precision))
                        if old != new]
     if differences and not overwrite:
         raise OutputError(f"{out.root} holds results of another model: {'; '.join(differences)}; "
@@ -144,9 +156,9 @@ def _same_model(out: RunOutput, sha256: str, image_size: int, engine: str, overw
 def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: bool,
                 featurizer: ImageFeaturizer, about: dict, *, pca_variance, pca_k, pca_reuse, log,
                 count_method="index") -> dict:
-    image_size = featurizer.getOrDefault("imageSize")
-    batch_size = featurizer.getOrDefault("batchSize")
-    engine = featurizer.getOrDefault("engine")
+    image_size = featurizer.getImageSize()
+    batch_size = featurizer.getBatchSize()
+    engine = featurizer.getEngine()
     resolved = featurizer.resolved_weights()
     with timer("list"):
         log(f"[2/5] listing files under {source}")
@@ -219,6 +231,7 @@ def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: 
         **pca_summary,
         "weights": {"source": resolved.source, "sha256": resolved.sha256, "bytes": resolved.nbytes},
         "image_size": image_size, "batch_size": batch_size, "engine": engine,
+        "precision": featurizer.getPrecision(), **_int8_fields(featurizer),
         "versions": {"fruits_lib": __version__, "spark": spark.version, "tensorflow": _tensorflow_version(),
                      "python": platform.python_version()},
         "cluster": cluster_info(spark),
@@ -235,6 +248,13 @@ def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: 
         out.publish(replace=replace, append=append, summary=summary, clear=not incremental, remove=remove,
                     moves=moves)
     return summary
+
+
+def _int8_fields(featurizer: ImageFeaturizer) -> dict:
+    """The int8 model's sha256 (it depends on its calibration photos too), when the run used one."""
+    if featurizer.getPrecision() != "int8" or featurizer._int8 is None:
+        return {}
+    return {"int8_sha256": hashlib.sha256(featurizer._int8[1]).hexdigest()}
 
 
 def _with_unread_files(spark, staged: DataFrame, expected, count: int) -> DataFrame:

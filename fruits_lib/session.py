@@ -23,7 +23,7 @@ import pyspark
 from pyspark.sql import SparkSession
 
 from fruits_lib import logs
-from fruits_lib.weights import cache_dir
+from fruits_lib.store import cache_dir
 
 LOCAL_DEFAULTS = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",

@@ -18,7 +18,7 @@ def test_help_documents_every_option(fruits):
     result = fruits("run", "--help")
     assert result.returncode == 0
     for option in ["--input", "--output", "--weights", "imagenet", "offline", "PATH", "--pca-variance",
-                   "--pca-k", "--image-size", "--batch-size", "--master", "--mode", "--overwrite", "--engine",
+                   "--pca-k", "--image-size", "--batch-size", "--master", "--mode", "--overwrite", "--engine", "--precision",
                    "--pca-reuse", "exit codes"]:
         assert option in result.stdout, option
 

@@ -63,7 +63,6 @@ def test_installed_wheel_runs_the_chain_on_data_sample(wheel, tmp_path):
     Path(site, "project_stack.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
 
     env = dict(os.environ, PYSPARK_PYTHON=str(python), PYSPARK_DRIVER_PYTHON=str(python))
-    env.pop("FRUITS_WORKER_STATS_DIR", None)
     env.pop("PYTHONPATH", None)
     probe = subprocess.run([str(python), "-c", (
         "import json, fruits_lib\n"
