@@ -1,7 +1,7 @@
 """Live progress of the long stages in images (done/total, images/s, ETA): a tqdm bar on a terminal, one line otherwise.
 
-Spark stages count their images with an accumulator (:func:`image_counter`) that the featurizer adds
-each batch to; Spark merges a task's additions when the task ends, so the count moves task by task
+Spark stages count their images with an accumulator (:func:`image_counter`) that the featurizer's
+tasks add to; Spark merges a task's additions when the task ends, so the count moves task by task
 and the stage's tasks must be small enough for it to move often (``pipeline.partitions_for``). Work
 that runs in this process (e.g. augmenting photos) calls :meth:`Progress.update` itself.
 """
@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from tqdm import tqdm
 
 REFRESH_SECONDS = 0.5  # how often a terminal's bar is redrawn (rate and ETA move between task ends too)
-_COUNTERS: dict = {}  # SparkContext's application id -> its image counter
+_COUNTER: dict = {}  # the current SparkContext's application id, image counter and the hook feeding it
 
 
 class Progress:
@@ -74,16 +74,34 @@ def progress(label: str, total: int | None, unit: str = "images", stream=None):
         bar.close()
 
 
-def image_counter(spark):
-    """This SparkContext's count of images featurized (an accumulator; only ever grows).
+class _CountImages:
+    """Featurizer worker hook: adds each partition's images to the driver's counter when the partition is done."""
 
-    The featurizer adds each batch's images on the executors; the driver sees a task's additions
-    when the task ends. One per application, so that every featurization adds to the same counter.
+    def __init__(self, counter):
+        self.counter = counter
+
+    def __call__(self, event: str, details: dict) -> None:
+        if event == "done":
+            self.counter.add(details["images"])
+
+
+def image_counter(spark):
+    """This SparkContext's count of images featurized (an accumulator; it only grows).
+
+    Made once per application, with a featurizer worker hook (``featurize.add_worker_hook``) that adds
+    each partition's images: featurizers transformed afterwards count theirs. The driver sees a
+    task's additions when the task ends.
     """
+    from fruits_lib.featurize import add_worker_hook, remove_worker_hook
+
     sc = spark.sparkContext
-    if sc.applicationId not in _COUNTERS:
-        _COUNTERS[sc.applicationId] = sc.accumulator(0)
-    return _COUNTERS[sc.applicationId]
+    if _COUNTER.get("application") != sc.applicationId:
+        if "hook" in _COUNTER:  # a stopped application's counter: its hook goes with it
+            remove_worker_hook(_COUNTER["hook"])
+        counter = sc.accumulator(0)
+        _COUNTER.update(application=sc.applicationId, counter=counter, hook=_CountImages(counter))
+        add_worker_hook(_COUNTER["hook"])
+    return _COUNTER["counter"]
 
 
 @contextmanager

@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from fruits_lib import logs
 from fruits_lib.store import cache_dir, write_atomically
 from fruits_lib.weights import Weights, build_model
 
@@ -64,7 +65,7 @@ def tflite_model(weights: Weights, image_size: int) -> bytes:
             return handle.read()
     tf = configure_tensorflow(0)
     model = build_model(weights.arrays, image_size)
-    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), logs.native_noise_silenced():
         flatbuffer = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     try:
         write_atomically(path, flatbuffer)
@@ -107,14 +108,15 @@ def tflite_predict(model_content: bytes, threads: int, invoke_batch: int = TFLIT
     ``interpreter``: which TFLite runtime loads the model (see :func:`interpreter_class`).
     """
     runtime = interpreter_class(interpreter)
-    with warnings.catch_warnings():
+    # the XNNPACK delegate, applied at the first allocation, says so at INFO level: silenced, warnings kept
+    with warnings.catch_warnings(), logs.native_noise_silenced():
         warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
         interpreter = runtime(model_content=model_content, num_threads=threads)
-    source = interpreter.get_input_details()[0]
-    target = interpreter.get_output_details()[0]["index"]
-    step = invoke_batch
-    interpreter.resize_tensor_input(source["index"], [step, *source["shape"][1:]])
-    interpreter.allocate_tensors()
+        source = interpreter.get_input_details()[0]
+        target = interpreter.get_output_details()[0]["index"]
+        step = invoke_batch
+        interpreter.resize_tensor_input(source["index"], [step, *source["shape"][1:]])
+        interpreter.allocate_tensors()
 
     def predict(batch: np.ndarray) -> np.ndarray:
         outputs = []
