@@ -222,29 +222,26 @@ def run_timed(cmd: list, log: Path, env: dict | None = None, timeout: float = 18
             "load_before": load_before, "load_after": _load()}
 
 
-def _worker_stats(folder: Path) -> list:
-    """The per-Python-worker records written by fruits_lib.featurize (FRUITS_WORKER_STATS_DIR)."""
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("worker-*.json"))]
-
-
 # ------------------------------------------------------------------ measured runs
 def run_pipeline(name: str, input_dir: Path, work: Path, args, image_size: int, env: dict | None = None,
                  ablate: str = "") -> dict:
-    """The pipeline as a user runs it: ``python -m fruits_lib run`` in a fresh process, timed whole.
+    """The pipeline as a user runs it: ``fruits run`` in a fresh process (``bench.observe``: its workers
+    logged through the featurizer's hook), timed whole.
 
     ``ablate`` switches levers off (``--ablate``, same process layout) to measure what each brings.
     """
     output, stats = work / "out" / name, work / "stats" / name
     for folder in (output, stats):
         shutil.rmtree(folder, ignore_errors=True)
-    entry = ["bench", "--ablate", ablate, "--"] if ablate else ["fruits_lib"]
+    entry = ["bench.observe", "--stats", str(stats), *(["--ablate", ablate] if ablate else []), "--"]
     cmd = [sys.executable, "-m", *entry, "run", "--input", str(input_dir), "--output", str(output),
            "--weights", args.weights, "--image-size", str(image_size), "--batch-size", str(args.batch_size),
            "--engine", args.engine, "--master", args.master, "--overwrite"]
-    environment = {"FRUITS_WORKER_STATS_DIR": str(stats), **(env or {})}
-    measured = run_timed(cmd, work / "logs" / f"{name}.log", environment)
+    measured = run_timed(cmd, work / "logs" / f"{name}.log", env)
     summary = json.loads((output / "summary.json").read_text())
-    workers = _worker_stats(stats)
+    from bench.observe import read_worker_stats
+
+    workers = read_worker_stats(stats)
     images = summary["images_in"]
     seconds = summary["seconds"]
     record = {
@@ -402,7 +399,7 @@ def _quiet_tensorflow():
 
 def _decode_files(paths: list, image_size: int) -> tuple:
     """Bytes -> pixels with the pipeline's own decode_image; returns kept paths and a uint8 stack."""
-    from fruits_lib.featurize import ImageDecodeError, decode_image
+    from fruits_lib.image import ImageDecodeError, decode_image
 
     kept, pixels = [], []
     for path in paths:
@@ -427,7 +424,8 @@ def plain_loop(args) -> None:
     started = time.perf_counter()
     litert = args.plain_engine == "litert"
     tf = None if litert else _quiet_tensorflow()
-    from fruits_lib.featurize import TFLITE_INVOKE_BATCH, preprocess, tflite_model, tflite_predict
+    from fruits_lib.image import preprocess
+    from fruits_lib.tflite import TFLITE_INVOKE_BATCH, tflite_model, tflite_predict
     from fruits_lib.weights import build_model, resolve_weights
 
     seconds["import"] = time.perf_counter() - started
@@ -486,7 +484,8 @@ def pure_inference(args) -> None:
     batch, then run on repeated batches for ``--pure-seconds``.
     """
     _quiet_tensorflow()
-    from fruits_lib.featurize import TFLITE_INVOKE_BATCH, preprocess, tflite_model, tflite_predict
+    from fruits_lib.image import preprocess
+    from fruits_lib.tflite import TFLITE_INVOKE_BATCH, tflite_model, tflite_predict
     from fruits_lib.weights import build_model, resolve_weights
 
     weights = resolve_weights(args.weights)
@@ -538,11 +537,11 @@ def build_time(args) -> None:
     import resource
 
     started = time.perf_counter()
-    from fruits_lib import featurize
+    from fruits_lib import tflite
     from fruits_lib.weights import resolve_weights
 
-    model = featurize.tflite_model(resolve_weights(args.weights), args.image_size)
-    featurize.tflite_predict(model, 1, interpreter="tf.lite" if args.tf_lite else "litert")
+    model = tflite.tflite_model(resolve_weights(args.weights), args.image_size)
+    tflite.tflite_predict(model, 1, interpreter="tf.lite" if args.tf_lite else "litert")
     report = {"seconds": round(time.perf_counter() - started, 3), "tensorflow_imported": "tensorflow" in sys.modules,
               "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
     Path(args.json_out).write_text(json.dumps(report))
@@ -684,7 +683,7 @@ def _versions() -> dict:
 
 def _prepare_tflite(work: Path, args, sizes: list) -> dict:
     """Make sure the TFLite model of every size is in the cache (as the EMR bootstrap does); timed."""
-    from fruits_lib.featurize import tflite_path
+    from fruits_lib.tflite import tflite_path
     from fruits_lib.weights import resolve_weights
 
     weights = resolve_weights(args.weights)
@@ -700,7 +699,8 @@ def _prepare_tflite(work: Path, args, sizes: list) -> dict:
 
 def _cold_cache(work: Path, args) -> dict:
     """A fresh FRUITS_CACHE_DIR holding only the weights .npz: the driver must convert to TFLite."""
-    from fruits_lib.weights import cache_dir, resolve_weights
+    from fruits_lib.store import cache_dir
+    from fruits_lib.weights import resolve_weights
 
     resolve_weights(args.weights)  # the .npz is in the user's cache now
     folder = work / "cold-cache"

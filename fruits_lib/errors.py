@@ -15,3 +15,7 @@ class OutputError(FruitsError):
 
 class WeightsError(FruitsError):
     """The MobileNetV2 weights source cannot be resolved."""
+
+
+class TamperedModelError(WeightsError):
+    """A saved featurizer whose bundled network is missing or does not match its recorded sha256."""

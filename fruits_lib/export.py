@@ -1,7 +1,7 @@
 """Export a trained model (``fruits train``) as ONE TFLite file for the app, with ``labels.txt`` beside it.
 
 The Keras model folded into it is: input ``(1, size, size, 3)`` float32 RGB in [0, 255] (the photo
-padded to a square on white and resized, as :func:`fruits_lib.featurize.decode_image` does) ->
+padded to a square on white and resized, as :func:`fruits_lib.image.decode_image` does) ->
 MobileNetV2's scaling to [-1, 1] -> MobileNetV2 (the model's bundled weights, average-pooled to 1280)
 -> ``Dense(k)`` holding the centring and PCA (``(x - mean) @ components``) -> ``Dense(classes)``
 holding the logistic regression (coefficients, intercepts) -> softmax. Output: ``(1, classes)``
@@ -21,9 +21,12 @@ from pyspark.ml import PipelineModel
 from pyspark.ml.classification import LogisticRegressionModel
 from pyspark.ml.feature import IndexToString, PCAModel, StandardScalerModel
 
+from fruits_lib import logs
 from fruits_lib.errors import InputError, OutputError
-from fruits_lib.featurize import ImageFeaturizer, _configure_tensorflow, tflite_predict
-from fruits_lib.weights import build_model, write_atomically
+from fruits_lib.featurize import ImageFeaturizer
+from fruits_lib.store import write_atomically
+from fruits_lib.tflite import configure_tensorflow, interpreter_class, tflite_predict
+from fruits_lib.weights import build_model
 
 LABELS_FILE = "labels.txt"
 
@@ -60,7 +63,7 @@ def keras_model(model: PipelineModel):
     import keras
 
     featurizer = _stages(model)[0]
-    size = int(featurizer.getOrDefault("imageSize"))
+    size = featurizer.getImageSize()
     matrices = folded_matrices(model)
     image = keras.Input((size, size, 3), dtype="float32", name="rgb_0_255")
     scaled = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="mobilenetv2_scaling")(image)
@@ -86,14 +89,14 @@ def export(model: PipelineModel, out: str, overwrite: bool = False) -> dict:
         raise OutputError(f"{out} or {labels_path} already exists; pass --overwrite to replace them")
     if not os.path.isdir(os.path.dirname(out)) or not os.access(os.path.dirname(out), os.W_OK):
         raise OutputError(f"cannot write to {os.path.dirname(out)}: not a writable folder")
-    tf = _configure_tensorflow(0)
+    tf = configure_tensorflow(0)
     folded = keras_model(model)
-    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), logs.native_noise_silenced():
         flatbuffer = tf.lite.TFLiteConverter.from_keras_model(folded).convert()
     labels = folded_matrices(model)["labels"]
     for path, data in ((out, flatbuffer), (labels_path, ("\n".join(labels) + "\n").encode())):
         write_atomically(path, data)
-    size = int(_stages(model)[0].getOrDefault("imageSize"))
+    size = _stages(model)[0].getImageSize()
     return {"path": out, "labels_path": labels_path, "bytes": len(flatbuffer), "labels": labels,
             "sha256": hashlib.sha256(flatbuffer).hexdigest(), "input": [1, size, size, 3]}
 
@@ -109,9 +112,8 @@ def single_image_latency(path: str, runs: int = 30, threads: int = 1) -> dict:
     """Median and 90th percentile milliseconds of one image through the exported file (after a warm-up)."""
     predict = tflite_classifier(path, threads)
     with open(path, "rb") as handle:
-        from fruits_lib.featurize import _interpreter_class
 
-        size = _interpreter_class()(model_content=handle.read()).get_input_details()[0]["shape"][1]
+        size = interpreter_class()(model_content=handle.read()).get_input_details()[0]["shape"][1]
     image = np.random.default_rng(0).integers(0, 256, (1, size, size, 3)).astype(np.float32)
     predict(image)
     times = []

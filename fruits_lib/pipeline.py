@@ -31,9 +31,10 @@ from fruits_lib import __version__, load, plot, reduce
 from fruits_lib.checks import check_run
 from fruits_lib.errors import FruitsError, InputError, OutputError
 from fruits_lib.featurize import ImageFeaturizer
-from fruits_lib.progress import spark_progress
+from fruits_lib.progress import spark_images
 from fruits_lib.session import cluster_info, get_spark
-from fruits_lib.write import STALE_LOCK_SECONDS, SUMMARY, FileSystem, RunOutput, write_parquet
+from fruits_lib.store import STALE_LOCK_SECONDS, SUMMARY, RunOutput
+from fruits_lib.write import FileSystem, write_parquet
 
 IDENTITY = ["path", "length", "modificationTime"]  # what makes an input file "already done"
 IMAGES_PER_PARTITION = 32  # fewer, larger tasks: the model is cached per worker anyway
@@ -155,9 +156,9 @@ def _same_model(out: RunOutput, sha256: str, image_size: int, engine: str, overw
 def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: bool,
                 featurizer: ImageFeaturizer, about: dict, *, pca_variance, pca_k, pca_reuse, log,
                 count_method="index") -> dict:
-    image_size = featurizer.getOrDefault("imageSize")
-    batch_size = featurizer.getOrDefault("batchSize")
-    engine = featurizer.getOrDefault("engine")
+    image_size = featurizer.getImageSize()
+    batch_size = featurizer.getBatchSize()
+    engine = featurizer.getEngine()
     resolved = featurizer.resolved_weights()
     with timer("list"):
         log(f"[2/5] listing files under {source}")
@@ -186,7 +187,7 @@ def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: 
             frame = load.read_images(spark, paths=todo) if incremental else load.read_images(spark, source)
             frame = frame.coalesce(partitions_for(images_in, spark.sparkContext.defaultParallelism))
             log(f"[3/5] featurizing {images_in} images at {image_size} px ({engine}, batches of {batch_size})")
-            with spark_progress(spark, "featurize"):
+            with spark_images(spark, "featurize", images_in):
                 write_parquet(featurized_to_columns(featurizer, frame), out.stage("featurized"))
         with timer("write"):
             staged = spark.read.parquet(out.stage("featurized"))
@@ -230,7 +231,7 @@ def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: 
         **pca_summary,
         "weights": {"source": resolved.source, "sha256": resolved.sha256, "bytes": resolved.nbytes},
         "image_size": image_size, "batch_size": batch_size, "engine": engine,
-        "precision": featurizer.getOrDefault("precision"), **_int8_fields(featurizer),
+        "precision": featurizer.getPrecision(), **_int8_fields(featurizer),
         "versions": {"fruits_lib": __version__, "spark": spark.version, "tensorflow": _tensorflow_version(),
                      "python": platform.python_version()},
         "cluster": cluster_info(spark),
@@ -251,7 +252,7 @@ def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: 
 
 def _int8_fields(featurizer: ImageFeaturizer) -> dict:
     """The int8 model's sha256 (it depends on its calibration photos too), when the run used one."""
-    if featurizer.getOrDefault("precision") != "int8" or featurizer._int8 is None:
+    if featurizer.getPrecision() != "int8" or featurizer._int8 is None:
         return {}
     return {"int8_sha256": hashlib.sha256(featurizer._int8[1]).hexdigest()}
 

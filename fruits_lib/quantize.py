@@ -38,7 +38,7 @@ def calibration_contents(frame, count: int = CALIBRATION_IMAGES, content_col: st
 
 def calibration_arrays(contents, image_size: int) -> list:
     """Network inputs (float32 ``(1, size, size, 3)``) for the readable photos among ``contents``."""
-    from fruits_lib.featurize import ImageDecodeError, decode_image, preprocess
+    from fruits_lib.image import ImageDecodeError, decode_image, preprocess
 
     arrays = []
     for content in contents:
@@ -69,28 +69,29 @@ def quantize(keras_model, calibration: list | None, mode: str = "full") -> bytes
 
 def int8_path(weights_sha256: str, image_size: int, contents, mode: str = "full") -> str:
     """Where this machine caches the int8 model of these weights, size and calibration photos."""
-    from fruits_lib.featurize import _tensorflow_version
-    from fruits_lib.weights import cache_dir
+    from fruits_lib.store import cache_dir
+    from fruits_lib.tflite import tensorflow_version
 
     digest = hashlib.sha256()
     for content in contents if mode == "full" else ():
         digest.update(hashlib.sha256(content).digest())
-    name = (f"mobilenetv2-{weights_sha256[:16]}-{image_size}px-tf{_tensorflow_version()}-int8-{mode}"
+    name = (f"mobilenetv2-{weights_sha256[:16]}-{image_size}px-tf{tensorflow_version()}-int8-{mode}"
             f"-{digest.hexdigest()[:16]}.tflite")
     return os.path.join(str(cache_dir()), "tflite", name)
 
 
 def int8_model(weights, image_size: int, contents, mode: str = "full") -> bytes:
     """The int8 flatbuffer of ``weights`` at ``image_size``, calibrated on the photos ``contents``; cached."""
-    from fruits_lib.featurize import _configure_tensorflow
-    from fruits_lib.weights import build_model, write_atomically
+    from fruits_lib.store import write_atomically
+    from fruits_lib.tflite import configure_tensorflow
+    from fruits_lib.weights import build_model
 
     contents = list(contents)
     path = int8_path(weights.sha256, image_size, contents, mode)
     if os.path.exists(path):
         with open(path, "rb") as handle:
             return handle.read()
-    _configure_tensorflow(0)
+    configure_tensorflow(0)
     calibration = calibration_arrays(contents, image_size) if mode == "full" else None
     flatbuffer = quantize(build_model(weights.arrays, image_size), calibration, mode)
     try:
@@ -100,11 +101,19 @@ def int8_model(weights, image_size: int, contents, mode: str = "full") -> bytes:
     return flatbuffer
 
 
+def calibrated_int8(weights, image_size: int, dataset, content_col: str = "content") -> bytes:
+    """The int8 flatbuffer of ``weights``, calibrated on ``dataset``'s photos (the featurizer's first dataset)."""
+    if dataset is None:
+        raise ValueError("an int8 featurizer is calibrated on the photos it first transforms: "
+                         "transform a dataset before saving it")
+    return int8_model(weights, image_size, calibration_contents(dataset, content_col=content_col))
+
+
 def is_int8(flatbuffer: bytes) -> bool:
     """Whether the model's convolutions hold int8 weights (LiteRT's view of its tensors)."""
-    from fruits_lib.featurize import _interpreter_class
+    from fruits_lib.tflite import interpreter_class
 
-    interpreter = _interpreter_class()(model_content=flatbuffer)
+    interpreter = interpreter_class()(model_content=flatbuffer)
     kinds = {detail["dtype"] for detail in interpreter.get_tensor_details() if len(detail["shape"]) == 4}
     return np.dtype(np.int8) in {np.dtype(kind) for kind in kinds}
 

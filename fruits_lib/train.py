@@ -160,8 +160,8 @@ def train(spark, run_output: str, model_path: str, *, holdout: float = 0.2, seed
         "run": run_output, "labels": labels,
         "classifier": {"family": "multinomial", "regParam": float(classifier.getRegParam()),
                        "cv_log_loss_by_regParam": scores, "folds": CV_FOLDS},
-        "weights": {"source": str(featurizer.getOrDefault("weights")), "sha256": weights.sha256},
-        "image_size": int(featurizer.getOrDefault("imageSize")),
+        "weights": {"source": featurizer.getWeights(), "sha256": weights.sha256},
+        "image_size": featurizer.getImageSize(),
     })
     log(f"[3/3] hold-out accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f} "
         f"(regParam {metrics['classifier']['regParam']:g}); saving {model_path}")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from fruits_lib.errors import WeightsError
+from fruits_lib.store import cache_dir, write_atomically
 
 FEATURE_DIM = 1280
 NAMED_SOURCES = ("imagenet", "offline")
@@ -52,11 +52,6 @@ class Weights:
     @property
     def nbytes(self) -> int:
         return int(sum(a.nbytes for a in self.arrays))
-
-
-def cache_dir() -> Path:
-    """Folder of cached weights: ``$FRUITS_CACHE_DIR`` or ``~/.cache/fruits_lib``."""
-    return Path(os.environ.get("FRUITS_CACHE_DIR") or Path.home() / ".cache" / "fruits_lib")
 
 
 def weights_sha256(arrays: list) -> str:
@@ -186,16 +181,6 @@ def _backbone_weights(model) -> list:
     if not inner:
         raise WeightsError(f"model {model.name!r} is not, and does not contain, a MobileNetV2")
     return inner[0].get_weights()
-
-
-def write_atomically(path: str, data: bytes) -> None:
-    """Write via a private temporary name then rename: a concurrent reader never sees half a file,
-    a killed writer never leaves a truncated one, and two writing processes never share a file."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    partial = f"{path}.{os.getpid()}.partial"
-    with open(partial, "wb") as handle:
-        handle.write(data)
-    os.replace(partial, path)
 
 
 def _save_npz(path: Path, arrays: list) -> None:

@@ -22,7 +22,6 @@ import io
 import os
 import subprocess
 import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -36,13 +35,11 @@ REAL_PHOTOS = ROOT.parent / "shared" / "data" / "fruits360-subset"
 CLUSTER_MASTER = "local-cluster[2,1,1024]"  # tests marked ``cluster``: executors in JVMs of their own
 LOCAL_MASTER = "local[2]"  # every other test
 MASTER = os.environ.get("FRUITS_TEST_MASTER") or LOCAL_MASTER  # set from the selection at collection
-WORKER_STATS = Path(tempfile.mkdtemp(prefix="fruits-worker-stats-"))
 
-# Before any Spark or TensorFlow start: quiet logs, this interpreter on the workers, stats on.
+# Before any Spark or TensorFlow start: quiet logs, this interpreter on the workers.
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 os.environ["PYSPARK_PYTHON"] = sys.executable
 os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-os.environ["FRUITS_WORKER_STATS_DIR"] = str(WORKER_STATS)
 
 
 class Background:
@@ -92,8 +89,7 @@ def pytest_collection_modifyitems(config, items):
 def spark():
     from fruits_lib.session import get_spark
 
-    session = get_spark(MASTER, app_name="fruits-tests",
-                        conf={"spark.executorEnv.FRUITS_WORKER_STATS_DIR": str(WORKER_STATS)})
+    session = get_spark(MASTER, app_name="fruits-tests")
     yield session
     session.stop()
 
@@ -155,9 +151,8 @@ def real_run(real_photos, spark, tmp_path_factory):
 
 
 def cli(*args, env=None, timeout=600):
-    """Run ``python -m fruits_lib`` like a user (no worker statistics); returns the completed process."""
+    """Run ``python -m fruits_lib`` like a user; returns the completed process."""
     environment = dict(os.environ, **(env or {}))
-    environment.pop("FRUITS_WORKER_STATS_DIR", None)
     return subprocess.run([sys.executable, "-m", "fruits_lib", *args], capture_output=True, text=True,
                           cwd=ROOT, env=environment, timeout=timeout)
 
@@ -207,4 +202,4 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 def pytest_report_collectionfinish(config, start_path, items):
-    return [f"spark master for these tests: {MASTER}; worker stats in {WORKER_STATS}"]
+    return [f"spark master for these tests: {MASTER}"]

@@ -23,7 +23,6 @@ def _run_bench():
     """``python -m bench`` on a tiny N: its folder and completed process (a conftest BACKGROUND job)."""
     out = Path(tempfile.mkdtemp(prefix="fruits-bench-"))
     env = dict(os.environ)
-    env.pop("FRUITS_WORKER_STATS_DIR", None)  # the harness gives each run its own folder
     result = subprocess.run(
         [sys.executable, "-m", "bench", "--input", str(SAMPLE), "--sizes", "40,80",
          "--headline-n", "80", "--image-size", "96", "--skip-study", "--skip-cold", "--skip-parallel",

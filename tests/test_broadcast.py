@@ -4,7 +4,6 @@ Marked ``cluster``: these tests run on ``local-cluster[2,1,1024]`` (two executor
 a pytest run of their own (``make test``'s second run, see conftest).
 """
 
-import json
 import os
 from collections import Counter
 
@@ -12,7 +11,9 @@ import numpy as np
 import pytest
 from conftest import SAMPLE
 
-from fruits_lib.featurize import WORKER_STATS_ENV, ImageFeaturizer, decode_image, preprocess, read_model_loads
+from bench.observe import WorkerLog, read_model_loads, read_worker_stats
+from fruits_lib.featurize import ImageFeaturizer, add_worker_hook, remove_worker_hook
+from fruits_lib.image import decode_image, preprocess
 from fruits_lib.load import read_images
 from fruits_lib.weights import build_model
 
@@ -62,10 +63,14 @@ def test_features_from_executors_equal_the_driver_model(two_classes, offline_wei
 # 64 px: a size no other test uses in this session, so every worker loads this model for the first
 # time here, whatever ran before; the load log and the statistics go to this test's own folder.
 @pytest.mark.parametrize("engine", ["tflite", "keras"])
-def test_model_loaded_once_per_python_worker(spark, two_classes, tmp_path, monkeypatch, engine):
-    monkeypatch.setenv(WORKER_STATS_ENV, str(tmp_path))  # read on the driver, sent with the tasks
-    featurizer = ImageFeaturizer(weights="offline", imageSize=64, engine=engine)
-    featurizer.transform(two_classes.repartition(8)).select("features").collect()
+def test_model_loaded_once_per_python_worker(spark, two_classes, tmp_path, engine):
+    hook = WorkerLog(tmp_path)  # the featurizer's public hook: shipped with the tasks, runs in the workers
+    add_worker_hook(hook)
+    try:
+        featurizer = ImageFeaturizer(weights="offline", imageSize=64, engine=engine)
+        featurizer.transform(two_classes.repartition(8)).select("features").collect()
+    finally:
+        remove_worker_hook(hook)
 
     loads = [r for r in read_model_loads(tmp_path) if r["key"].endswith(f"-64px-{engine}")]
     per_worker = Counter(r["pid"] for r in loads)
@@ -73,7 +78,7 @@ def test_model_loaded_once_per_python_worker(spark, two_classes, tmp_path, monke
     assert all(count == 1 for count in per_worker.values()), per_worker  # each real load is logged
     assert os.getpid() not in per_worker  # loaded in the workers, not in the driver
     assert len(per_worker) >= 2  # two executor JVMs, so at least two Python workers used the broadcast
-    stats = [json.loads(p.read_text()) for p in tmp_path.glob("worker-*.json")]
+    stats = read_worker_stats(tmp_path)
     assert {s["pid"] for s in stats} == set(per_worker)  # every worker that ran a task loaded it, here
     assert sum(s["tasks"] for s in stats) == 8 > len(per_worker)  # workers were reused across tasks
 

@@ -10,7 +10,7 @@ from images import picture
 
 from fruits_lib.errors import OutputError
 from fruits_lib.pipeline import run
-from fruits_lib.write import RunOutput
+from fruits_lib.store import RunOutput
 
 
 def quiet(message):

@@ -140,11 +140,9 @@ def killed_then_recovered(tmp_path_factory):
     """
     root = tmp_path_factory.mktemp("killed")
     output, stats = root / "out", root / "stats"
-    command = [sys.executable, "-m", "fruits_lib", "run", "--input", str(SAMPLE), "--output", str(output),
-               "--weights", "offline"]
-    environment = {k: v for k, v in os.environ.items() if k != "FRUITS_WORKER_STATS_DIR"}
-    process = subprocess.Popen(command + ["--master", "local[2]"], stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True, cwd=ROOT, env=environment,
+    run = ["run", "--input", str(SAMPLE), "--output", str(output), "--weights", "offline"]
+    process = subprocess.Popen([sys.executable, "-m", "fruits_lib", *run, "--master", "local[2]"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
                                start_new_session=True)
     for line in process.stdout:
         if line.startswith("[3/5] featurizing"):
@@ -157,10 +155,11 @@ def killed_then_recovered(tmp_path_factory):
             "staged": list((output / "_runs").iterdir()),
             "lock_pid": json.loads((output / "_lock.json").read_text())["pid"]}
 
-    env = dict(environment, FRUITS_FAIL_FIRST_ATTEMPT_PARTITION="1", FRUITS_WORKER_STATS_DIR=str(stats),
-               AWS_SECRET_ACCESS_KEY="FAKE-SECRET-VALUE")
-    recovery = subprocess.run(command + ["--master", "local[2,3]"], capture_output=True, text=True, cwd=ROOT,
-                              env=env, timeout=600)
+    # the same command line, with bench.observe's hook failing partition 1's first attempt in its worker
+    observed = [sys.executable, "-m", "bench.observe", "--stats", str(stats), "--fail-first-attempt", "1", "--"]
+    recovery = subprocess.run([*observed, *run, "--master", "local[2,3]"], capture_output=True, text=True,
+                              cwd=ROOT, env=dict(os.environ, AWS_SECRET_ACCESS_KEY="FAKE-SECRET-VALUE"),
+                              timeout=600)
     return seen, recovery, output, stats
 
 
