@@ -61,8 +61,8 @@ def hold_out_accuracy(features: np.ndarray, labels: np.ndarray, test: np.ndarray
 
 
 def measure(args) -> dict:
-    from fruits_lib.featurize import ImageDecodeError, decode_image, preprocess, tflite_model, tflite_predict
-    from fruits_lib.quantize import cosine, int8_model
+    from fruits_lib.image import ImageDecodeError, decode_image, preprocess
+    from fruits_lib.tflite import cosine, int8_model, tflite_model, tflite_predict
     from fruits_lib.weights import resolve_weights
 
     root = Path(args.input)

@@ -121,7 +121,7 @@ def round_ratios(runs: dict) -> dict:
 
 
 def measure(args) -> dict:
-    from fruits_lib.featurize import tflite_model, tflite_path
+    from fruits_lib.tflite import tflite_model, tflite_path
     from fruits_lib.weights import resolve_weights
 
     source = _resolve_input(args.input)
