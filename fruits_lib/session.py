@@ -22,6 +22,7 @@ from pathlib import Path
 import pyspark
 from pyspark.sql import SparkSession
 
+from fruits_lib import logs
 from fruits_lib.store import cache_dir
 
 LOCAL_DEFAULTS = {
@@ -128,7 +129,7 @@ def get_spark(master: str | None = None, app_name: str = "fruits", conf: dict | 
     active = SparkSession.getActiveSession()
     if active is not None and master in (None, active.sparkContext.master):
         return active
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logs.quiet_tensorflow()
     builder = SparkSession.builder.appName(app_name)
     if master or not under_spark_submit():
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -143,12 +144,15 @@ def get_spark(master: str | None = None, app_name: str = "fruits", conf: dict | 
         archive = class_archive_path() if class_archive else None
         if archive is not None and archive.exists():
             settings = _with_java_options(settings, f"-XX:SharedArchiveFile={archive} {_ARCHIVE_QUIET}")
+        if logs.driver_java_options():  # the log level is the JVM's from its first line, start-up included
+            settings = _with_java_options(settings, logs.driver_java_options())
         for key, value in settings.items():
             builder = builder.config(key, value)
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
+    if under_spark_submit() and not master and not logs.verbose():
+        spark.sparkContext.setLogLevel("ERROR")  # the cluster's JVM, already started with its own log4j2 file
     return spark
 
 

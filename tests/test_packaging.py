@@ -43,7 +43,8 @@ def test_wheel_holds_the_product_only_and_declares_the_default_engine(wheel):
         packages = {name.split("/")[0] for name in whl.namelist() if ".dist-info/" not in name}
         modules = set(whl.namelist())
     assert packages == {"fruits_lib"}  # no bench, no fruits_emr, no tests
-    assert {"fruits_lib/featurize.py", "fruits_lib/pipeline.py", "fruits_lib/cli.py"} <= modules
+    assert {"fruits_lib/featurize.py", "fruits_lib/pipeline.py", "fruits_lib/cli.py",
+            "fruits_lib/log4j2.properties"} <= modules  # the driver JVM's log configuration ships with the code
     requires = [r.split(";")[0].replace(" ", "").lower() for r in _requires(wheel)]
     assert any(r.startswith("ai-edge-litert") for r in requires), requires  # LiteRT runs the tflite engine
     assert any(r.startswith("pyspark") for r in requires)
