@@ -32,12 +32,12 @@ def test_splits_keep_each_fruit_block_on_one_side_and_are_seeded():
         app_model.assign_splits({"fig": ["a", "b"]})
 
 
-def test_threshold_is_as_cautious_as_the_studio_promise_allows():
+def test_threshold_answers_only_where_right_answers_outnumber_wrong_ones():
     confidence = np.linspace(0.01, 1.0, 100)
-    assert app_model.choose_threshold(np.ones(100, bool), confidence, target=0.99) == 0.02
-    assert app_model.choose_threshold(np.ones(100, bool), confidence, target=0.5) == 0.51  # 0.51 .. 1.0: half kept
-    right = np.r_[np.ones(98, bool), np.zeros(2, bool)]  # 98 % right: 99 % is out of reach, never abstain
-    assert app_model.choose_threshold(right, np.full(100, 0.9), target=0.99) == 0.0
+    assert app_model.choose_threshold(np.ones(100, bool), confidence) == 0.0, "never wrong: always answer"
+    assert app_model.choose_threshold(confidence >= 0.4, confidence) == 0.4, "wrong below 0.4: unknown there"
+    mixed = (np.arange(100) % 3 == 0) | (confidence > 0.705)  # above 0.7 all right, below a third right
+    assert app_model.choose_threshold(mixed, confidence) == 0.7, "0.70 itself is right (index 69): +1"
     with pytest.raises(ValueError, match="no calibration photo"):
         app_model.choose_threshold([], [])
 
@@ -57,7 +57,7 @@ def test_recipe_saves_a_model_with_its_threshold_and_every_figure(app):
     metrics = json.loads((root / "model" / "metrics.json").read_text())
     assert 0.0 <= metrics["abstain"]["threshold"] < 1.0
     assert metrics["abstain"]["threshold"] == result.metrics["abstain"]["threshold"]
-    assert "calibration" in metrics["abstain"]["rule"]
+    assert "calibration" in metrics["abstain"]["rule"] and metrics["abstain"]["calibration_photos"] == 8 * 2 * 2
     assert metrics["recipe"]["scenes_per_photo"] == 1
     studio, scenes = metrics["test_studio"], metrics["test_scenes"]
     assert studio["n"] == scenes["n"] == 8 * 4, "4 of each label's 20 photos are test, each with its scene"
