@@ -131,7 +131,7 @@ def _features(spark, input_path: str, work: str, featurizer: ImageFeaturizer, sc
 
 
 def build_app_model(spark, input_path: str, model_path: str, *, work: str, scenes: int = 2, seed: int = 0,
-                    weights: str = "offline", image_size: int = 224, pca_k: int = 256, reg_param: float = 0.01,
+                    weights: str = "offline", image_size: int = 224, pca_k: int = 256, reg_param: float = 0.001,
                     test: float = 0.2, calibration: float = 0.1, exclude_labels=(), overwrite: bool = False,
                     log=print) -> TrainResult:
     """Build the app's model from studio photos under ``input_path`` and publish it at ``model_path``."""

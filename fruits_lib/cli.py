@@ -214,7 +214,7 @@ def _add_app_model_command(commands, prog: str) -> None:
     app.add_argument("--scenes", type=int, default=2, help="scenes composited from each photo (default: 2)")
     app.add_argument("--seed", type=int, default=0, help="seed of the split and the scenes (default: 0)")
     app.add_argument("--pca-k", type=_positive, default=256, help="PCA components (default: 256)")
-    app.add_argument("--reg-param", type=float, default=0.01, help="L2 strength of the classifier (default: 0.01)")
+    app.add_argument("--reg-param", type=float, default=0.001, help="L2 strength of the classifier (default: 0.001)")
     app.add_argument("--exclude-labels", default="",
                      help="comma-separated labels to leave out (e.g. to measure how unknown fruits are answered)")
     app.add_argument("--overwrite", action="store_true", help="replace a model already at MODEL")
