@@ -147,3 +147,12 @@ def test_spark_progress_counts_images_as_tasks_end(spark):
         spark.sparkContext.parallelize(range(40), 4).mapPartitionsWithIndex(work).count()
     counts = [int(n) for n in re.findall(r"(\d+)/40", stream.getvalue())]
     assert counts[-1] == 40 and any(0 < n < 40 for n in counts), stream.getvalue()
+
+
+def test_featurize_tasks_are_small_only_when_a_person_watches():
+    """The bar's count moves as tasks end: at most 128 images per task on a terminal, few big tasks otherwise."""
+    from fruits_lib.pipeline import partitions_for
+
+    assert partitions_for(1962, 2) == 4 and partitions_for(160, 2) == 4 and partitions_for(10, 2) == 1
+    assert partitions_for(1962, 2, live=True) == 16 and partitions_for(160, 2, live=True) == 4
+    assert partitions_for(50_000, 2, live=True) == 391 and partitions_for(1, 2, live=True) == 1
