@@ -7,7 +7,7 @@ OUTPUT ?= output/sample
 RUN    ?= $(OUTPUT)
 DECK   ?= output/slides/presentation.pptx
 
-.PHONY: setup run test lint report bench bench-scale clean slides
+.PHONY: setup run test lint report bench bench-deps bench-scale clean slides
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,9 +54,15 @@ test: setup lint
 	  if [ $$code -ne 0 ]; then echo "make test: pytest -m '$$selection' failed (exit $$code)" >&2; status=$$code; fi; \
 	done; exit $$status
 
-# The performance benchmark of issue 5 (~15 min on 2 cores): bench/results.json and bench/benchmark.png.
-bench: setup
+# The performance benchmark of issue 5 (~15 min on 2 cores): bench/results.json and bench/benchmark.png;
+# then issue 22's peers (Ray Data, Daft, int8; ~10 min): bench/peers.json, bench/peers.png and results.json's
+# "peers". The peers' packages (requirements-bench.txt) are installed here only: never by setup or make test.
+bench-deps: setup
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-bench.txt
+
+bench: bench-deps
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench --peers
 
 # Issue 10's scale run (~35 min on 2 cores): 5k/20k/50k augmented photos: bench/scale.json and bench/scale.png.
 bench-scale: setup

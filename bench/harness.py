@@ -433,7 +433,8 @@ def plain_loop(args) -> None:
     weights = resolve_weights(args.weights)
     threads = os.cpu_count() or 1
     if litert:
-        predict = tflite_predict(tflite_model(weights, args.image_size), threads)
+        model = Path(args.plain_model).read_bytes() if args.plain_model else tflite_model(weights, args.image_size)
+        predict = tflite_predict(model, threads)
     else:
         predict = build_model(weights.arrays, args.image_size).predict_on_batch
     seconds["build"] = time.perf_counter() - mark
@@ -1306,6 +1307,7 @@ def build_parser() -> argparse.ArgumentParser:
     internal.add_argument("--plain-loop", action="store_true", help=argparse.SUPPRESS)
     internal.add_argument("--plain-output", help=argparse.SUPPRESS)
     internal.add_argument("--plain-engine", default="keras", choices=("keras", "litert"), help=argparse.SUPPRESS)
+    internal.add_argument("--plain-model", help=argparse.SUPPRESS)  # litert: this .tflite file (e.g. int8)
     internal.add_argument("--pure-inference", help=argparse.SUPPRESS)
     internal.add_argument("--start-at", type=float, default=0.0, help=argparse.SUPPRESS)
     internal.add_argument("--pca-compare", action="store_true", help=argparse.SUPPRESS)
@@ -1321,6 +1323,10 @@ def main(argv=None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["--ablate"]:
         return ablated_cli(argv[1:])
+    if argv[:1] == ["--peers"]:  # issue 22: the chain against Ray Data and Daft (bench/peers.py)
+        from bench.peers import main as peers
+
+        return peers(argv[1:])
     args = build_parser().parse_args(argv)
     if args.plain_loop:
         return plain_loop(args)
