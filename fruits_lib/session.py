@@ -144,7 +144,9 @@ def get_spark(master: str | None = None, app_name: str = "fruits", conf: dict | 
         archive = class_archive_path() if class_archive else None
         if archive is not None and archive.exists():
             settings = _with_java_options(settings, f"-XX:SharedArchiveFile={archive} {_ARCHIVE_QUIET}")
-        if logs.driver_java_options():  # the log level is the JVM's from its first line, start-up included
+        if logs.verbose():  # every line from the JVM's start on (Spark's defaults stop at WARN after start-up)
+            settings = {**settings, "spark.log.level": "INFO"}
+        else:  # the log level is the JVM's from its first line, start-up included
             settings = _with_java_options(settings, logs.driver_java_options())
         for key, value in settings.items():
             builder = builder.config(key, value)

@@ -99,6 +99,7 @@ NATIVE = [b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n",
           b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",
           b"W0000 00:00:1796581232.483430    3778 tf_tfl_flatbuffer_helpers.cc:365] Ignored output_format.\n",
           b"I0000 00:00:1796581232.486792    3778 mlir_graph_optimization_pass.cc:425] MLIR V1 pass is not enabled\n",
+          b"fully_quantize: 0, inference_type: 6, input_inference_type: FLOAT32, output_inference_type: FLOAT32\n",
           b"W0000 00:00:1796581232.483430    3778 other.cc:12] a real warning\n",
           b"ERROR: a real error\n"]
 
