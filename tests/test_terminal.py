@@ -45,7 +45,7 @@ def test_usage_names_the_command_as_typed():
 
 def test_help_describes_the_tool_in_one_line_and_every_command_keeps_examples():
     parser = build_parser()
-    assert "\n" not in DESCRIPTION and DESCRIPTION in parser.format_help()
+    assert "\n" not in DESCRIPTION and len(DESCRIPTION) <= 80 and DESCRIPTION in parser.format_help()
     assert "Command line." not in parser.format_help()
     commands = parser._subparsers._group_actions[0].choices  # argparse has no public accessor
     assert set(commands) == set(COMMANDS)
