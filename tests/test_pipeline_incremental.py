@@ -5,8 +5,8 @@ import shutil
 
 import pandas as pd
 import pytest
-from conftest import SAMPLE
-from images import picture
+from helpers import SAMPLE
+from helpers.images import picture
 
 from fruits_lib.errors import OutputError
 from fruits_lib.pipeline import run

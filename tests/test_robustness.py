@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, SAMPLE
-from images import bad_files, odd_but_valid_files
+from helpers import ROOT, SAMPLE
+from helpers.images import bad_files, odd_but_valid_files
 
 from fruits_lib.pipeline import run
 
@@ -163,6 +163,7 @@ def killed_then_recovered(tmp_path_factory):
     return seen, recovery, output, stats
 
 
+@pytest.mark.slow  # two real processes, one of them killed
 def test_a_killed_run_never_looks_complete_and_the_next_run_recovers(killed_then_recovered):
     seen, result, output, _ = killed_then_recovered
     assert seen["returncode"] == -signal.SIGKILL
@@ -177,6 +178,7 @@ def test_a_killed_run_never_looks_complete_and_the_next_run_recovers(killed_then
     assert not (output / "_runs").exists()
 
 
+@pytest.mark.slow
 def test_a_task_failing_once_is_retried_and_the_result_is_identical(killed_then_recovered, sample_run):
     """The reference is the session's clean run (conftest ``sample_run``: same input, weights, size)."""
     _, result, retried, stats = killed_then_recovered

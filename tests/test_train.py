@@ -11,11 +11,11 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SAMPLE_LABELS as LABELS
+from helpers import SAMPLE_LABELS as LABELS
 
 from fruits_lib.train import classification_metrics, split_holdout, train
 
-pytest_plugins = ["classifier_fixtures"]  # the trained sample model, shared with identify/export tests
+pytest_plugins = ["helpers.classifier"]  # the trained sample model, shared with identify/export tests
 
 
 def test_metrics_hand_example():
