@@ -198,7 +198,7 @@ def summary_table(summary: dict) -> pd.DataFrame:
 
 
 # EU regions of AWS (GDPR): the EMR notebook refuses any other. The launcher (fruits_emr, not shipped to
-# the nodes) keeps its own copy for its guards; tests/test_emr.py checks that both lists are equal.
+# the nodes) keeps its own copy for its guards; tests/test_emr_config.py checks that both lists are equal.
 EU_REGIONS = ("eu-west-1", "eu-west-3", "eu-central-1", "eu-north-1", "eu-south-1", "eu-south-2")
 
 

@@ -15,6 +15,7 @@ def test_invalid_params_are_refused(spark):
         ImageFeaturizer(weights="offline", engine="onnx").transform(frame)
 
 
+@pytest.mark.slow
 def test_featurizer_composes_with_pca_in_a_pipeline_that_saves_and_loads(spark, tmp_path):
     from helpers import SAMPLE
     from pyspark.ml import Pipeline, PipelineModel

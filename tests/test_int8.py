@@ -80,6 +80,7 @@ def test_a_saved_int8_featurizer_bundles_its_network_and_refuses_an_altered_one(
         PipelineModel.load(str(tmp_path / "model"))
 
 
+@pytest.mark.slow  # three runs of the chain and a quantization
 def test_int8_is_refused_over_float32_features_and_kept_when_added_to(spark, tmp_path):
     source, output = tmp_path / "in", tmp_path / "out"
     for index in range(6):

@@ -12,6 +12,8 @@ from fruits_lib.errors import OutputError
 from fruits_lib.pipeline import run
 from fruits_lib.store import RunOutput
 
+pytestmark = pytest.mark.slow  # every test runs the chain two or three times
+
 
 def quiet(message):
     pass

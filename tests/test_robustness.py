@@ -73,6 +73,7 @@ def test_odd_but_valid_images_are_featurized_with_decoded_labels(messy_run):
     assert all(np.isfinite(v).all() and len(v) == 1280 for v in odd["features"])
 
 
+@pytest.mark.slow  # three runs of the chain
 def test_incremental_runs_add_only_new_images(spark, tmp_path):
     source, output = tmp_path / "input", tmp_path / "out"
     copy_classes(source, ["apple", "lemon", "lime"])
@@ -102,6 +103,7 @@ def test_incremental_runs_add_only_new_images(spark, tmp_path):
     assert json.loads((output / "summary.json").read_text())["run_id"] == reused["run_id"]
 
 
+@pytest.mark.slow
 def test_full_mode_refuses_an_existing_output_and_overwrite_replaces_it(spark, tmp_path):
     from fruits_lib.errors import OutputError
 

@@ -1,6 +1,6 @@
 """train: the hold-out split, the metrics, the saved model (network bundled, altered files refused).
 
-conftest's run of data_sample/ (8 labels x 20 images, 224 px) is the input (classifier_fixtures);
+conftest's run of data_sample/ (8 labels x 20 images, 224 px) is the input (helpers.classifier);
 the real-photo figures are checked in test_real_photos.py.
 """
 
