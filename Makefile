@@ -7,7 +7,7 @@ OUTPUT ?= output/sample
 RUN    ?= $(OUTPUT)
 DECK   ?= output/slides/presentation.pptx
 
-.PHONY: setup run test test-fast lint report bench bench-scale clean slides
+.PHONY: setup run test test-fast lint report bench bench-deps bench-scale clean slides
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -65,9 +65,15 @@ test-fast: setup lint
 	@export $(JVM_ARCHIVE); $(BIN)/python -m pytest -m "not slow and not cluster" -q --durations=10; code=$$?; \
 	if [ $$code -eq 5 ]; then echo "make test-fast: no test collected" >&2; code=1; fi; exit $$code
 
-# The performance benchmark of issue 5 (~15 min on 2 cores): bench/results.json and bench/benchmark.png.
-bench: setup
+# The performance benchmark of issue 5 (~15 min on 2 cores): bench/results.json and bench/benchmark.png;
+# then issue 22's peers (Ray Data, Daft, int8; ~10 min): bench/peers.json, bench/peers.png and results.json's
+# "peers". The peers' packages (requirements-bench.txt) are installed here only: never by setup or make test.
+bench-deps: setup
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-bench.txt
+
+bench: bench-deps
 	$(JVM_ARCHIVE) $(BIN)/python -m bench
+	$(JVM_ARCHIVE) $(BIN)/python -m bench --peers
 
 # Issue 10's scale run (~35 min on 2 cores): 5k/20k/50k augmented photos: bench/scale.json and bench/scale.png.
 bench-scale: setup

@@ -250,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     internal.add_argument("--plain-loop", action="store_true", help=argparse.SUPPRESS)
     internal.add_argument("--plain-output", help=argparse.SUPPRESS)
     internal.add_argument("--plain-engine", default="keras", choices=("keras", "litert"), help=argparse.SUPPRESS)
+    internal.add_argument("--plain-model", help=argparse.SUPPRESS)  # litert: this .tflite file (e.g. int8)
     internal.add_argument("--pure-inference", help=argparse.SUPPRESS)
     internal.add_argument("--start-at", type=float, default=0.0, help=argparse.SUPPRESS)
     internal.add_argument("--pca-compare", action="store_true", help=argparse.SUPPRESS)
@@ -263,6 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["--peers"]:  # issue 22: the chain against Ray Data and Daft (bench/peers.py)
+        from bench.peers import main as peers
+
+        return peers(argv[1:])
     args = build_parser().parse_args(argv)
     if args.plain_loop:
         return plain_loop(args)

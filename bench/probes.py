@@ -60,7 +60,8 @@ def plain_loop(args) -> None:
     weights = resolve_weights(args.weights)
     threads = os.cpu_count() or 1
     if litert:
-        predict = tflite_predict(tflite_model(weights, args.image_size), threads)
+        model = Path(args.plain_model).read_bytes() if args.plain_model else tflite_model(weights, args.image_size)
+        predict = tflite_predict(model, threads)
     else:
         predict = build_model(weights.arrays, args.image_size).predict_on_batch
     seconds["build"] = time.perf_counter() - mark

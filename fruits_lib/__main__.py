@@ -3,4 +3,4 @@
 from fruits_lib.cli import main
 
 if __name__ == "__main__":
-    main()
+    main(prog="python -m fruits_lib")

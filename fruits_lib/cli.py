@@ -1,19 +1,27 @@
-"""Command line: ``python -m fruits_lib run|train|identify|export|make-sample|fetch-weights`` (or ``fruits ...``), a thin layer over the library."""
+"""Command line: ``fruits run|train|identify|export|make-sample|fetch-weights`` (or ``python -m fruits_lib ...``), a thin layer over the library."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 import time
 
+from fruits_lib import logs
 from fruits_lib.errors import FruitsError
 
+DESCRIPTION = ("Fruits!: turn fruit photos into feature vectors on Spark (MobileNetV2 + PCA), train a fruit "
+               "classifier on them, identify photos and export the model for the app.")
+COMMANDS_EXAMPLES = """examples:
+  {prog} run --input data_sample --output output/sample --weights offline
+  {prog} train --features output/sample --model models/fruits
+  {prog} identify --model models/fruits photos/
+  {prog} COMMAND --help      options, examples and exit codes of one command
+terminal output: progress in images on the long stages; -v/--verbose (or FRUITS_LOG=debug) shows every log line"""
 EXAMPLES = """examples:
-  python -m fruits_lib run --input data_sample --output output/sample --weights offline
-  python -m fruits_lib run --input s3://my-bucket/fruits/Training --output s3://my-bucket/fruits/out
-  python -m fruits_lib run --input ../Training --output out --mode incremental --pca-k 50
+  {prog} run --input data_sample --output output/sample --weights offline
+  {prog} run --input s3://my-bucket/fruits/Training --output s3://my-bucket/fruits/out
+  {prog} run --input ../Training --output out --mode incremental --pca-k 50
 exit codes: 0 done (some images may have failed: see errors/), 1 no image could be processed,
             2 bad input, output or weights (one-line message)"""
 
@@ -32,8 +40,19 @@ def _share(value: str) -> float:
     return number
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m fruits_lib", description=__doc__.split(":")[0] + ".")
+def _add_terminal_options(command: argparse.ArgumentParser) -> None:
+    """Options of the commands that start Spark: what the terminal shows."""
+    shown = command.add_argument_group("terminal output")
+    shown.add_argument("-v", "--verbose", action="store_true",
+                       help="show every log line: Spark's, Hadoop's, TensorFlow's and LiteRT's, INFO included "
+                            "(same as FRUITS_LOG=debug)")
+    shown.add_argument("--spark-ui", action="store_true", help="start Spark's web UI and print its address once")
+
+
+def build_parser(prog: str = "fruits") -> argparse.ArgumentParser:
+    """The parser; ``prog`` is the command as the user typed it (``fruits`` or ``python -m fruits_lib``)."""
+    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION, epilog=COMMANDS_EXAMPLES.format(prog=prog),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser(
@@ -42,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "MobileNetV2 features with weights broadcast from the driver, fit a PCA in Spark ML "
                     "and write features/, pca/, errors/, model/, explained_variance.png and summary.json "
                     "(last) under OUTPUT.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EXAMPLES.format(prog=prog), formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("--input", required=True, help="folder of images: local path, hdfs:// or s3://")
     run.add_argument("--output", required=True, help="results folder: local path, hdfs:// or s3://")
     run.add_argument("--weights", default="imagenet",
@@ -75,12 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--stale-lock-after", type=_positive, default=24 * 3600, metavar="SECONDS",
                      help="take over OUTPUT/_lock.json left by another run once it is this old (a lock whose "
                           "process is gone on this host is taken over at once; default: 86400)")
+    _add_terminal_options(run)
 
-    _add_classifier_commands(commands)
+    _add_classifier_commands(commands, prog)
 
     sample = commands.add_parser(
         "make-sample", help="(re)generate the synthetic Fruits-360-like sample, or augment real photos",
-        epilog="example: fruits make-sample --from ../shared/data/fruits360-subset --augment --count 50000 "
+        epilog=f"example: {prog} make-sample --from ../shared/data/fruits360-subset --augment --count 50000 "
                "--output output/augmented-50k", formatter_class=argparse.RawDescriptionHelpFormatter)
     sample.add_argument("--output", default=None, help="folder to write (default: data_sample; required with --augment)")
     sample.add_argument("--per-class", type=_positive, default=20, help="images per class (default: 20)")
@@ -92,7 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--count", type=_positive, help="with --augment: images to write")
     sample.add_argument("--seed", type=int, default=0, help="with --augment: seed of the transformations (default: 0)")
 
-    fetch = commands.add_parser("fetch-weights", help="download and cache the weights (e.g. in a bootstrap)")
+    fetch = commands.add_parser(
+        "fetch-weights", help="download and cache the weights (e.g. in a bootstrap)",
+        epilog=f"examples:\n  {prog} fetch-weights --weights offline\n  {prog} fetch-weights --weights imagenet "
+               "--image-size 160", formatter_class=argparse.RawDescriptionHelpFormatter)
     fetch.add_argument("--weights", default="imagenet", help="imagenet, offline or a PATH (default: imagenet)")
     fetch.add_argument("--image-size", type=_positive, default=224,
                        help="also prepare the TFLite model for this input size (default: 224)")
@@ -100,24 +123,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 TRAIN_EXAMPLES = """examples:
-  fruits run --input ../shared/data/fruits360-subset/Training --output out/real --weights offline
-  fruits train --features out/real --model models/fruits
-  fruits train --features s3://my-bucket/fruits/out --model s3://my-bucket/fruits/model --holdout 0.25
+  {prog} run --input ../shared/data/fruits360-subset/Training --output out/real --weights offline
+  {prog} train --features out/real --model models/fruits
+  {prog} train --features s3://my-bucket/fruits/out --model s3://my-bucket/fruits/model --holdout 0.25
 exit codes: 0 trained and saved, 2 not a finished run, model already there, bad option (one-line message)"""
 IDENTIFY_EXAMPLES = """examples:
-  fruits identify --model models/fruits ../shared/data/fruits360-subset/Training/apple/0_100.jpg
-  fruits identify --model models/fruits photos/ --top 1 --json
-  fruits identify --model s3://my-bucket/fruits/model s3://my-bucket/fruits/new-photos/
+  {prog} identify --model models/fruits ../shared/data/fruits360-subset/Training/apple/0_100.jpg
+  {prog} identify --model models/fruits photos/ --top 1 --json
+  {prog} identify --model s3://my-bucket/fruits/model s3://my-bucket/fruits/new-photos/
 exit codes: 0 at least one image identified (unreadable files are listed with their reason),
             1 no image could be identified, 2 missing/altered model or input (one-line message)"""
 EXPORT_EXAMPLES = """examples:
-  fruits export --model models/fruits --out fruits.tflite
+  {prog} export --model models/fruits --out fruits.tflite
 input: float32 (1, 224, 224, 3) RGB in [0, 255], the photo padded to a square on white then resized
 (as fruits_lib.image.decode_image does); output: (1, classes) probabilities, in labels.txt's order.
 exit codes: 0 exported, 2 missing/altered model or unwritable output (one-line message)"""
 
 
-def _add_classifier_commands(commands) -> None:
+def _add_classifier_commands(commands, prog: str) -> None:
     raw = argparse.RawDescriptionHelpFormatter
     train = commands.add_parser(
         "train", help="train a fruit classifier on a finished run and save the whole model",
@@ -126,7 +149,7 @@ def _add_classifier_commands(commands) -> None:
                     "cross-validation on the rest, and save ONE Spark ML PipelineModel (featurizer with its "
                     "network, centring, PCA, classifier, label decoding) at MODEL, with metrics.json, "
                     "confusion_matrix.png, labels.txt and test_predictions.csv.",
-        epilog=TRAIN_EXAMPLES, formatter_class=raw)
+        epilog=TRAIN_EXAMPLES.format(prog=prog), formatter_class=raw)
     train.add_argument("--features", required=True, metavar="OUT", help="output folder of a finished `run`")
     train.add_argument("--model", required=True, help="folder to save the model to (local, hdfs:// or s3://)")
     train.add_argument("--holdout", type=float, default=0.2, help="share of each label held out (default: 0.2)")
@@ -136,34 +159,38 @@ def _add_classifier_commands(commands) -> None:
                             "reusing the run's pca/")
     train.add_argument("--overwrite", action="store_true", help="replace a model already at MODEL")
     train.add_argument("--master", help="Spark master (default: local[*]; under spark-submit, its own)")
+    _add_terminal_options(train)
 
     identify = commands.add_parser(
         "identify", help="name the fruit in photos with a trained model (top-k labels and probabilities)",
         description="Apply a model saved by `train` to each image file under the given photos, folders or "
                     "s3:// prefixes (read with Spark) and print its top-k labels with probabilities.",
-        epilog=IDENTIFY_EXAMPLES, formatter_class=raw)
+        epilog=IDENTIFY_EXAMPLES.format(prog=prog), formatter_class=raw)
     identify.add_argument("--model", required=True, help="folder written by `train --model`")
     identify.add_argument("inputs", nargs="+", metavar="PHOTO_OR_FOLDER_OR_URI", help="files, folders or URIs")
     identify.add_argument("--top", type=_positive, default=3, help="labels shown per image (default: 3)")
     identify.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
     identify.add_argument("--master", help="Spark master (default: local[*]; under spark-submit, its own)")
+    _add_terminal_options(identify)
 
     export = commands.add_parser(
         "export", help="fold the trained model into one TFLite file for the app, with labels.txt",
         description="Fold MobileNetV2, centring, PCA and the logistic regression of a model saved by `train` "
                     "into one TFLite file (image in, class probabilities out) and write labels.txt beside it.",
-        epilog=EXPORT_EXAMPLES, formatter_class=raw)
+        epilog=EXPORT_EXAMPLES.format(prog=prog), formatter_class=raw)
     export.add_argument("--model", required=True, help="folder written by `train --model`")
     export.add_argument("--out", required=True, help="the .tflite file to write (local)")
     export.add_argument("--overwrite", action="store_true", help="replace an existing file")
     export.add_argument("--master", help="Spark master used to load the model (default: local[1])")
+    _add_terminal_options(export)
 
 
-def _spark_beside(modules, master=None):
+def _spark_beside(modules, master=None, ui: bool = False):
     """The SparkSession, its JVM started while ``modules`` import in a thread (both take seconds).
 
     Side by side the two take about the longer of them instead of their sum. A module that fails to
-    import here fails again, with its real error, at the caller's own import.
+    import here fails again, with its real error, at the caller's own import. ``ui``: start Spark's
+    web UI (off by default for local runs) and print its address once.
     """
     import threading
 
@@ -178,14 +205,18 @@ def _spark_beside(modules, master=None):
     threads = [threading.Thread(target=load, args=(name,), daemon=True) for name in modules]
     for thread in threads:
         thread.start()
-    spark = get_spark(master)
+    spark = get_spark(master, conf={"spark.ui.enabled": "true"} if ui else None)
+    if ui:
+        address = spark.sparkContext.uiWebUrl
+        print(f"Spark UI: {address}" if address else "Spark UI: off in this Spark session (spark.ui.enabled)",
+              file=sys.stderr, flush=True)
     for thread in threads:
         thread.join()
     return spark
 
 
 def _train(args) -> int:
-    spark = _spark_beside(["fruits_lib.train"], args.master)
+    spark = _spark_beside(["fruits_lib.train"], args.master, ui=args.spark_ui)
     from fruits_lib.load import normalize_path
     from fruits_lib.train import train
 
@@ -205,7 +236,7 @@ def _train(args) -> int:
 def _identify(args) -> int:
     import json
 
-    spark = _spark_beside(["fruits_lib.identify"], args.master)
+    spark = _spark_beside(["fruits_lib.identify"], args.master, ui=args.spark_ui)
     from fruits_lib.identify import identify, load_model
 
     model = load_model(spark, args.model)
@@ -222,7 +253,7 @@ def _identify(args) -> int:
 
 
 def _export(args) -> int:
-    spark = _spark_beside(["fruits_lib.export", "fruits_lib.identify"], args.master or "local[1]")
+    spark = _spark_beside(["fruits_lib.export", "fruits_lib.identify"], args.master or "local[1]", ui=args.spark_ui)
     from fruits_lib.export import export, single_image_latency
     from fruits_lib.identify import load_model
 
@@ -270,7 +301,7 @@ def _run(args) -> int:
     # before the JVM starts: a typo fails at once, in one line
     check_run(args.input, args.output, weights=args.weights, mode=args.mode, pca_k=args.pca_k,
               pca_variance=args.pca_variance, batch_size=args.batch_size, image_size=args.image_size)
-    spark = _spark_beside(["fruits_lib.pipeline"], args.master)
+    spark = _spark_beside(["fruits_lib.pipeline"], args.master, ui=getattr(args, "spark_ui", False))
     from fruits_lib.pipeline import NoImageProcessed, run
 
     try:
@@ -321,10 +352,15 @@ def _sample(args) -> int:
     return 0
 
 
-def main(argv=None) -> None:
-    """Entry point; exits with 0, 1 (nothing processed) or 2 (a one-line configuration error)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser().parse_args(argv)
+def main(argv=None, prog: str = "fruits") -> None:
+    """Entry point; exits with 0, 1 (nothing processed) or 2 (a one-line configuration error).
+
+    ``prog``: how usage lines name the command (``python -m fruits_lib`` when run that way).
+    """
+    args = build_parser(prog).parse_args(argv)
+    if getattr(args, "verbose", False):
+        logs.set_verbose()
+    logs.quiet_tensorflow()
     handlers = {"run": _run, "train": _train, "identify": _identify, "export": _export, "make-sample": _sample,
                 "fetch-weights": _fetch}
     try:

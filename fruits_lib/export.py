@@ -21,6 +21,7 @@ from pyspark.ml import PipelineModel
 from pyspark.ml.classification import LogisticRegressionModel
 from pyspark.ml.feature import IndexToString, PCAModel, StandardScalerModel
 
+from fruits_lib import logs
 from fruits_lib.errors import InputError, OutputError
 from fruits_lib.featurize import ImageFeaturizer
 from fruits_lib.store import write_atomically
@@ -90,7 +91,7 @@ def export(model: PipelineModel, out: str, overwrite: bool = False) -> dict:
         raise OutputError(f"cannot write to {os.path.dirname(out)}: not a writable folder")
     tf = configure_tensorflow(0)
     folded = keras_model(model)
-    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), logs.native_noise_silenced():
         flatbuffer = tf.lite.TFLiteConverter.from_keras_model(folded).convert()
     labels = folded_matrices(model)["labels"]
     for path, data in ((out, flatbuffer), (labels_path, ("\n".join(labels) + "\n").encode())):

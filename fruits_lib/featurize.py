@@ -295,7 +295,7 @@ class ImageFeaturizer(Transformer, _FeaturizerParams, DefaultParamsReadable, Def
 
     def int8_model(self, dataset: DataFrame | None, image_size: int) -> bytes:
         """The int8 flatbuffer: the bundled or already calibrated one, else calibrated on ``dataset``'s photos."""
-        from fruits_lib.quantize import calibrated_int8
+        from fruits_lib.tflite import calibrated_int8
 
         if self._int8 is None or self._int8[0] != image_size:
             self._int8 = (image_size, calibrated_int8(self.resolved_weights(), image_size, dataset, self.getInputCol()))

@@ -7,7 +7,9 @@ network cannot read get their reason (e.g. "not a readable image"), never a trac
 
 from __future__ import annotations
 
+import itertools
 import os
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,7 +22,10 @@ from pyspark.sql import functions as F
 from fruits_lib import load
 from fruits_lib.errors import InputError
 from fruits_lib.featurize import ImageFeaturizer
+from fruits_lib.progress import image_counter, spark_images
 from fruits_lib.write import FileSystem, join
+
+PROGRESS_FROM = 32  # files: fewer are identified in a few seconds, without a progress bar
 
 
 @dataclass
@@ -76,6 +81,7 @@ def identify(spark, model: PipelineModel, targets: list, top: int = 3):
     featurizer, rest = model.stages[0], PipelineModel(model.stages[1:])
     labels = list(model.stages[-1].getLabels())
     error_col = featurizer.getErrorCol()
+    image_counter(spark)  # before the transform: the featurizer's tasks count their images (progress)
     # persisted without the bytes: the two branches below would otherwise run the network twice per image
     featurized = (featurizer.transform(frame.select("path", "content"))
                   .select("path", featurizer.getOutputCol(), error_col).persist())
@@ -85,7 +91,11 @@ def identify(spark, model: PipelineModel, targets: list, top: int = 3):
     failed = featurized.filter(F.col(error_col).isNotNull()).select(
         "path", F.col(error_col).alias("error"), F.lit(None).cast("array<double>").alias("probability"))
     seen = set()
-    for row in ok.unionByName(failed).orderBy("path").toLocalIterator():
+    rows = ok.unionByName(failed).orderBy("path")
+    with spark_images(spark, "identify", len(listed)) if len(listed) >= PROGRESS_FROM else nullcontext():
+        rows = rows.toLocalIterator()  # sorted: the first row comes once every image is featurized
+        first = next(rows, None)
+    for row in itertools.chain([first] if first is not None else [], rows):
         seen.add(load.canonical(row["path"]))
         if row["error"] is not None:
             yield Identification(_shown(row["path"]), error=row["error"])

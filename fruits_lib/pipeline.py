@@ -31,7 +31,7 @@ from fruits_lib import __version__, load, plot, reduce
 from fruits_lib.checks import check_run
 from fruits_lib.errors import FruitsError, InputError, OutputError
 from fruits_lib.featurize import ImageFeaturizer
-from fruits_lib.progress import spark_progress
+from fruits_lib.progress import spark_images
 from fruits_lib.session import cluster_info, get_spark
 from fruits_lib.store import STALE_LOCK_SECONDS, SUMMARY, RunOutput
 from fruits_lib.write import FileSystem, write_parquet
@@ -183,7 +183,7 @@ def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: 
             frame = load.read_images(spark, paths=todo) if incremental else load.read_images(spark, source)
             frame = frame.coalesce(partitions_for(images_in, spark.sparkContext.defaultParallelism))
             log(f"[3/5] featurizing {images_in} images at {image_size} px ({engine}, batches of {batch_size})")
-            with spark_progress(spark, "featurize"):
+            with spark_images(spark, "featurize", images_in):
                 write_parquet(featurized_to_columns(featurizer, frame), out.stage("featurized"))
         with timer("write"):
             staged = spark.read.parquet(out.stage("featurized"))

@@ -13,6 +13,8 @@ import sys
 
 from pyspark.sql import SparkSession
 
+from fruits_lib import logs
+
 LOCAL_DEFAULTS = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     # Image batches of 64 rows stream to the Python workers (the default, 10,000, sends a whole
@@ -75,7 +77,9 @@ def local_settings(master: str, conf: dict | None = None) -> dict:
     then a heap of fixed size (``-Xms`` appended to ``spark.driver.extraJavaOptions``) sized by its task slots."""
     settings = {**LOCAL_DEFAULTS, **(conf or {})}
     memory = settings.get("spark.driver.memory") or local_driver_memory(master)
-    options = f"{settings.get('spark.driver.extraJavaOptions', '')} {_fixed_heap(memory)}".strip()
+    # the log level is the JVM's from its first line, start-up included (fruits_lib.logs)
+    extra = [settings.get("spark.driver.extraJavaOptions", ""), _fixed_heap(memory), logs.driver_java_options()]
+    options = " ".join(option for option in extra if option)
     return {**settings, "spark.driver.memory": memory, "spark.driver.extraJavaOptions": options}
 
 
@@ -88,7 +92,7 @@ def get_spark(master: str | None = None, app_name: str = "fruits", conf: dict | 
     active = SparkSession.getActiveSession()
     if active is not None and master in (None, active.sparkContext.master):
         return active
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logs.quiet_tensorflow()
     builder = SparkSession.builder.appName(app_name)
     settings = dict(conf or {})
     if master or not under_spark_submit():
@@ -101,7 +105,8 @@ def get_spark(master: str | None = None, app_name: str = "fruits", conf: dict | 
     for key, value in settings.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel("ERROR")
+    if under_spark_submit() and not master and not logs.verbose():
+        spark.sparkContext.setLogLevel("ERROR")  # the cluster's JVM, already started with its own log4j2 file
     return spark
 
 

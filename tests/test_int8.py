@@ -15,8 +15,7 @@ from fruits_lib.featurize import NETWORK_INT8, ImageFeaturizer, TamperedModelErr
 from fruits_lib.image import decode_image, preprocess
 from fruits_lib.load import read_images
 from fruits_lib.pipeline import run
-from fruits_lib.quantize import calibration_contents, cosine, int8_model, is_int8
-from fruits_lib.tflite import tflite_model, tflite_predict
+from fruits_lib.tflite import calibration_contents, cosine, int8_model, is_int8, tflite_model, tflite_predict
 
 
 def quiet(message):

@@ -1,0 +1,149 @@
+"""What a person sees in the terminal: the command's name, no third-party noise, progress in images.
+
+The noise test starts a real ``python -m fruits_lib run`` on data_sample/ (the JVM's and the Python
+workers' stderr are file descriptors of that process, out of reach of an in-process capture); its
+stderr is a pipe, not a terminal, so the same run also shows the one progress line per stage.
+"""
+
+import io
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, SAMPLE, cli
+
+from fruits_lib import logs
+from fruits_lib.cli import DESCRIPTION, build_parser
+from fruits_lib.progress import Progress, image_counter, progress, spark_images
+
+COMMANDS = ("run", "train", "identify", "export", "make-sample", "fetch-weights")
+# Our own lines on stderr during a successful run: the progress summary of each long stage.
+OURS = re.compile(r"featurize: \d+/\d+ images in [\d.]+ s(, [\d.]+ images/s)?")
+
+
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal, as a tmux pane does."""
+
+    def isatty(self):
+        return True
+
+
+def test_usage_names_the_command_as_typed():
+    assert build_parser().format_usage().startswith("usage: fruits ")
+    assert build_parser("python -m fruits_lib").format_usage().startswith("usage: python -m fruits_lib ")
+    console_script = Path(sys.executable).parent / "fruits"  # installed by make setup
+    for prog, command in (("fruits", [str(console_script)]), ("python -m fruits_lib", [sys.executable, "-m", "fruits_lib"])):
+        shown = subprocess.run([*command, "identify", "--help"], capture_output=True, text=True, cwd=ROOT)
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout.startswith(f"usage: {prog} identify "), shown.stdout[:200]
+        assert f"\n  {prog} identify --model models/fruits" in shown.stdout  # examples in the command's own name
+
+
+def test_help_describes_the_tool_in_one_line_and_every_command_keeps_examples():
+    parser = build_parser()
+    assert "\n" not in DESCRIPTION and DESCRIPTION in parser.format_help()
+    assert "Command line." not in parser.format_help()
+    commands = parser._subparsers._group_actions[0].choices  # argparse has no public accessor
+    assert set(commands) == set(COMMANDS)
+    for name, command in commands.items():
+        shown = command.format_help()
+        assert re.search(r"^examples?:", shown, re.M) and re.search(rf"^(examples?:)?\s+fruits {name} ", shown, re.M), name
+
+
+def test_spark_commands_offer_verbose_and_the_spark_ui():
+    for name in ("run", "train", "identify", "export"):
+        args = build_parser().parse_args([name, *_required(name), "--verbose", "--spark-ui"])
+        assert args.verbose and args.spark_ui, name
+        assert not build_parser().parse_args([name, *_required(name)]).verbose
+
+
+def _required(name):
+    return {"run": ["--input", "in", "--output", "out"], "train": ["--features", "out", "--model", "m"],
+            "identify": ["--model", "m", "photo.jpg"], "export": ["--model", "m", "--out", "f.tflite"]}[name]
+
+
+@pytest.fixture(scope="module")
+def sample_process(tmp_path_factory):
+    """``python -m fruits_lib run`` on data_sample/ in a process of its own, as a user runs it."""
+    output = tmp_path_factory.mktemp("terminal") / "out"
+    result = cli("run", "--input", str(SAMPLE), "--output", str(output), "--weights", "offline",
+                 env={"FRUITS_LOG": ""})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_a_run_prints_no_third_party_line(sample_process):
+    """No Spark/Hadoop start-up line, no log4j line, no LiteRT/TensorFlow INFO: stderr holds our lines only."""
+    others = [line for line in sample_process.stderr.splitlines() if line.strip() and not OURS.fullmatch(line)]
+    assert others == [], "\n".join(others)
+    assert "Fruits! run" in sample_process.stdout and "[3/5] featurizing 160 images" in sample_process.stdout
+
+
+def test_a_run_not_on_a_terminal_prints_one_progress_line_per_stage(sample_process):
+    lines = [line for line in sample_process.stderr.splitlines() if line.startswith("featurize:")]
+    assert len(lines) == 1 and lines[0].startswith("featurize: 160/160 images in "), sample_process.stderr
+
+
+def test_verbose_keeps_spark_defaults_and_every_native_line(monkeypatch):
+    monkeypatch.setenv(logs.LOG_ENV, "")
+    assert "log4j2.configurationFile" in logs.driver_java_options() and logs.LOG4J2_CONFIG.is_file()
+    monkeypatch.setenv(logs.LOG_ENV, "debug")
+    assert logs.driver_java_options() == ""
+
+
+NATIVE = [b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n",
+          b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",
+          b"W0000 00:00:1796581232.483430    3778 tf_tfl_flatbuffer_helpers.cc:365] Ignored output_format.\n",
+          b"I0000 00:00:1796581232.486792    3778 mlir_graph_optimization_pass.cc:425] MLIR V1 pass is not enabled\n",
+          b"W0000 00:00:1796581232.483430    3778 other.cc:12] a real warning\n",
+          b"ERROR: a real error\n"]
+
+
+@pytest.mark.parametrize("level, kept", [("", NATIVE[-2:]), ("debug", NATIVE)])
+def test_native_info_lines_are_dropped_and_warnings_kept(level, kept, tmp_path):
+    """In a child process: the guard works on file descriptor 2, which pytest's capture replaces here."""
+    code = ("import os\nfrom fruits_lib import logs\nwith logs.native_noise_silenced():\n"
+            + "".join(f"    os.write(2, {line!r})\n" for line in NATIVE))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=ROOT,
+                          env=dict(os.environ, FRUITS_LOG=level))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines(keepends=True) == kept
+
+
+def test_progress_not_on_a_terminal_is_one_line():
+    stream = io.StringIO()
+    with progress("augment", 50, stream=stream) as bar:
+        for _ in range(5):
+            bar.update(10)
+    assert re.fullmatch(r"augment: 50/50 images in [\d.]+ s, [\d.]+ images/s\n", stream.getvalue())
+
+
+def test_progress_on_a_terminal_draws_done_total_rate_and_eta():
+    stream = Terminal()
+    bar = Progress("featurize", 100, stream=stream)
+    bar.update(40)
+    time.sleep(0.3)
+    bar.set(60)
+    drawn = stream.getvalue()
+    assert "60/100" in drawn and "images/s" in drawn and re.search(r"<\d\d:\d\d", drawn), drawn  # ETA
+    bar.close()
+
+
+def test_spark_progress_counts_images_as_tasks_end(spark):
+    """The accumulator's count reaches the driver at each task's end: the bar moves before the job ends."""
+    counter = image_counter(spark)
+    stream = Terminal()
+
+    def work(index, rows):
+        time.sleep(0.5 + index * 0.8)  # tasks end one after the other
+        counter.add(len(list(rows)))
+        return []
+
+    with spark_images(spark, "featurize", 40, stream=stream, every=0.2):
+        spark.sparkContext.parallelize(range(40), 4).mapPartitionsWithIndex(work).count()
+    counts = [int(n) for n in re.findall(r"(\d+)/40", stream.getvalue())]
+    assert counts[-1] == 40 and any(0 < n < 40 for n in counts), stream.getvalue()
