@@ -18,7 +18,9 @@ import sys
 from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
-from helpers import SAMPLE, require_real_photos
+
+pytest.register_assert_rewrite("helpers")  # its fixtures' asserts read like the tests' own
+from helpers import SAMPLE, require_real_photos  # noqa: E402
 
 CLUSTER_MASTER = "local-cluster[2,1,1024]"  # tests marked ``cluster``: executors in JVMs of their own
 LOCAL_MASTER = "local[2]"  # every other test
