@@ -10,14 +10,14 @@ import time
 from fruits_lib import logs
 from fruits_lib.errors import FruitsError
 
-DESCRIPTION = ("Fruits!: turn fruit photos into feature vectors on Spark (MobileNetV2 + PCA), train a fruit "
-               "classifier on them, identify photos and export the model for the app.")
+DESCRIPTION = "Fruits!: featurize fruit photos on Spark, train, identify, export for the app."
 COMMANDS_EXAMPLES = """examples:
   {prog} run --input data_sample --output output/sample --weights offline
   {prog} train --features output/sample --model models/fruits
   {prog} identify --model models/fruits photos/
   {prog} COMMAND --help      options, examples and exit codes of one command
-terminal output: progress in images on the long stages; -v/--verbose (or FRUITS_LOG=debug) shows every log line"""
+terminal output: progress in images on the long stages, third-party warnings and errors only;
+  -v/--verbose (or FRUITS_LOG=debug) shows every log line"""
 EXAMPLES = """examples:
   {prog} run --input data_sample --output output/sample --weights offline
   {prog} run --input s3://my-bucket/fruits/Training --output s3://my-bucket/fruits/out

@@ -77,10 +77,12 @@ def local_settings(master: str, conf: dict | None = None) -> dict:
     then a heap of fixed size (``-Xms`` appended to ``spark.driver.extraJavaOptions``) sized by its task slots."""
     settings = {**LOCAL_DEFAULTS, **(conf or {})}
     memory = settings.get("spark.driver.memory") or local_driver_memory(master)
-    # the log level is the JVM's from its first line, start-up included (fruits_lib.logs)
+    # the log level is the JVM's from its first line, start-up included (fruits_lib.logs); verbose: every
+    # line from the JVM's start on (Spark's defaults stop at WARN after start-up)
     extra = [settings.get("spark.driver.extraJavaOptions", ""), _fixed_heap(memory), logs.driver_java_options()]
     options = " ".join(option for option in extra if option)
-    return {**settings, "spark.driver.memory": memory, "spark.driver.extraJavaOptions": options}
+    verbose = {"spark.log.level": "INFO"} if logs.verbose() else {}
+    return {**settings, "spark.driver.memory": memory, "spark.driver.extraJavaOptions": options, **verbose}
 
 
 def get_spark(master: str | None = None, app_name: str = "fruits", conf: dict | None = None) -> SparkSession:

@@ -186,7 +186,8 @@ def quantize(keras_model, calibration: list | None, mode: str = "full") -> bytes
             raise ValueError("full int8 quantization needs at least one readable calibration photo")
         converter.representative_dataset = lambda: ([array] for array in calibration)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), warnings.catch_warnings():
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), warnings.catch_warnings(), \
+            logs.native_noise_silenced():
         warnings.simplefilter("ignore")
         return converter.convert()
 
