@@ -85,8 +85,8 @@ INTERPRETERS = ("litert", "tf.lite")
 
 
 def interpreter_class(interpreter: str = "litert"):
-    """The TFLite ``Interpreter`` class: ``litert`` (``ai_edge_litert``, no TensorFlow import, ~0.05 s)
-    or ``tf.lite`` (TensorFlow's, a ~3 s import). ``litert`` falls back to ``tf.lite`` when LiteRT
+    """The TFLite ``Interpreter`` class: ``litert`` (``ai_edge_litert``, no TensorFlow import)
+    or ``tf.lite`` (TensorFlow's, which imports TensorFlow). ``litert`` falls back to ``tf.lite`` when LiteRT
     is not installed.
 
     Both run the same C++ TFLite interpreter with the XNNPACK delegate; ``tf.lite.Interpreter``

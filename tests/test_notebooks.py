@@ -1,13 +1,12 @@
-"""The notebooks, executed as CI runs them, plus the helpers they call (``fruits_lib.notebook``).
+"""The notebooks, executed as CI runs them, plus the helpers they call (``fruits_lib.notebook``, ``notebooks/emr_magics.py``).
 
-Both notebooks run with papermill through ``fruits_lib.report.execute``, the same function as
+Both notebooks run with papermill through ``devtools.report.execute``, the same function as
 ``make report``. The ``python3`` kernel is this interpreter: jupyter_client starts a kernelspec
 whose argv is ``python`` with ``sys.executable``, and the venv ships that kernelspec. 01_local runs
 as committed, except that its output goes to a temporary folder. 02_emr runs in local emulation, where
 only its parameters change (here also ``IMAGE_SIZE`` 96: what it checks does not depend on the size).
 A failing cell, or fewer figures than ``report.MIN_FIGURES``, fails the test. About a minute per
-notebook on 2 cores: both run in the background from the start of the session (conftest.Background),
-their kernels beside the in-process tests, and the tests below check what they left.
+notebook on 2 cores: the tests that execute them are ``slow``.
 """
 
 from __future__ import annotations
@@ -23,14 +22,14 @@ from urllib.parse import urlparse
 import nbformat
 import pandas as pd
 import pytest
-from conftest import BACKGROUND
 
+from devtools import report
 from fruits_emr.config import EU_REGIONS
-from fruits_lib import notebook, report
+from fruits_lib import notebook
 
 
 def _execute(name: str, parameters) -> tuple:
-    """A conftest BACKGROUND job: ``(executed notebook, output folder, executed .ipynb)``.
+    """Execute a notebook: ``(executed notebook, output folder, executed .ipynb)``.
 
     The kernel inherits this process's environment: ``PYSPARK_PYTHON`` and ``PYSPARK_DRIVER_PYTHON``
     are this venv's interpreter (conftest), so Spark's Python workers started from the kernel are too.
@@ -41,19 +40,14 @@ def _execute(name: str, parameters) -> tuple:
     return report.execute(name, executed, parameters(output)), output, executed
 
 
-BACKGROUND.register("local_notebook", lambda: _execute(report.LOCAL, lambda output: {"OUTPUT": str(output)}))
-BACKGROUND.register("emr_notebook", lambda: _execute(
-    report.EMR, lambda output: {**report.emr_local_parameters(output), "IMAGE_SIZE": 96}))
-
-
 @pytest.fixture(scope="module")
 def local_notebook():
-    return BACKGROUND.result("local_notebook")
+    return _execute(report.LOCAL, lambda output: {"OUTPUT": str(output)})
 
 
 @pytest.fixture(scope="module")
 def emr_notebook():
-    return BACKGROUND.result("emr_notebook")
+    return _execute(report.EMR, lambda output: {**report.emr_local_parameters(output), "IMAGE_SIZE": 96})
 
 
 def _committed(name: str):
@@ -144,6 +138,7 @@ def _check_run_values(nb, output, input_dir, weights_sha256: str) -> None:
     assert [m["paramMap"]["weightsSha256"] for m in saved] == [weights_sha256]  # the saved featurizer's
 
 
+@pytest.mark.slow
 def test_local_notebook_executes_with_its_figures(local_notebook, offline_weights):
     nb, output, executed = local_notebook
     assert report.png_outputs(nb) >= 3  # image grid, explained variance, 2-D scatter
@@ -151,6 +146,7 @@ def test_local_notebook_executes_with_its_figures(local_notebook, offline_weight
     _check_html(executed, 3)
 
 
+@pytest.mark.slow
 def test_emr_notebook_executes_in_local_emulation(emr_notebook, offline_weights):
     nb, output, executed = emr_notebook
     assert report.png_outputs(nb) >= 2
@@ -187,5 +183,8 @@ def test_tables_from_a_summary():
     assert notebook.cluster_table(summary["cluster"]).loc["executors", "value"] == "1"
 
 
-def test_emr_magics_are_left_alone_without_ipython():
-    assert notebook.register_emr_magics() is False  # pytest is no IPython shell: nothing registered
+def test_emr_magics_are_left_alone_without_ipython(monkeypatch):
+    monkeypatch.syspath_prepend(str(report.NOTEBOOKS))  # as a kernel started in notebooks/ imports it
+    from emr_magics import register_emr_magics
+
+    assert register_emr_magics() is False  # pytest is no IPython shell: nothing registered

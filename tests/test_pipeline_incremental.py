@@ -5,12 +5,14 @@ import shutil
 
 import pandas as pd
 import pytest
-from conftest import SAMPLE
-from images import picture
+from helpers import SAMPLE
+from helpers.images import picture
 
 from fruits_lib.errors import OutputError
 from fruits_lib.pipeline import run
 from fruits_lib.store import RunOutput
+
+pytestmark = pytest.mark.slow  # every test runs the chain two or three times
 
 
 def quiet(message):

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SAMPLE, cli
+from helpers import ROOT, SAMPLE, cli
 
 from fruits_lib import logs
 from fruits_lib.cli import DESCRIPTION, build_parser
