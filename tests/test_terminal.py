@@ -167,3 +167,17 @@ def test_the_jvm_is_forked_once_fork_handler_modules_are_imported():
             "cli._spark_beside([])\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert done.returncode == 0 and done.stdout.strip() == "True", done.stdout + done.stderr
+
+
+def test_the_driver_jvm_still_logs_real_warnings(spark):
+    """Silenced by name, not by level: the root logger stays at WARN (a lost task, a failed write reach the
+    user); only the named noise (native Hadoop, native BLAS) is at ERROR. Read from the session's JVM."""
+    log4j = spark.sparkContext._jvm.org.apache.logging.log4j.LogManager  # log4j2's public API
+
+    def level(name):
+        return log4j.getLogger(name).getLevel().toString()
+
+    assert level("org.apache.spark.scheduler.TaskSetManager") == "WARN"
+    assert level("org.apache.hadoop.fs.FileSystem") == "WARN"
+    assert level("org.apache.hadoop.util.NativeCodeLoader") == "ERROR"
+    assert level("dev.ludovic.netlib.blas.InstanceBuilder") == "ERROR"
