@@ -192,9 +192,15 @@ def _spark_beside(modules, master=None, ui: bool = False):
     import here fails again, with its real error, at the caller's own import. ``ui``: start Spark's
     web UI (off by default for local runs) and print its address once.
     """
+    import concurrent.futures.thread  # noqa: F401 - see below
     import threading
 
     from fruits_lib.session import get_spark
+
+    # The JVM is forked from this thread while the others import. A module that registers fork handlers
+    # (concurrent.futures.thread: acquire before, release after) must not be first imported during that
+    # fork: registered in between, its handler released a lock never taken and Python printed
+    # "Exception ignored ... RuntimeError: release unlocked lock" (seen once in ~10 runs). It is imported here first.
 
     def load(name):
         try:

@@ -157,3 +157,13 @@ def test_featurize_tasks_are_small_only_when_a_person_watches():
     assert partitions_for(1962, 2) == 4 and partitions_for(160, 2) == 4 and partitions_for(10, 2) == 1
     assert partitions_for(1962, 2, live=True) == 16 and partitions_for(160, 2, live=True) == 4
     assert partitions_for(50_000, 2, live=True) == 391 and partitions_for(1, 2, live=True) == 1
+
+
+def test_the_jvm_is_forked_once_fork_handler_modules_are_imported():
+    """No "Exception ignored ... release unlocked lock" at start-up: a module that registers fork handlers
+    (concurrent.futures.thread) imported by the chain's import thread while the JVM is forked broke them."""
+    code = ("import sys\nimport fruits_lib.session as session\nfrom fruits_lib import cli\n"
+            "session.get_spark = lambda *a, **k: print('concurrent.futures.thread' in sys.modules) or sys.exit(0)\n"
+            "cli._spark_beside([])\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0 and done.stdout.strip() == "True", done.stdout + done.stderr
