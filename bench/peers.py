@@ -22,8 +22,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.harness import DEFAULT_INPUT, _load, _machine, _resolve_input, run_timed
 from bench.peer_common import compare, read_features
+from bench.report import _machine
+from bench.runner import DEFAULT_INPUT, _load, _resolve_input, run_timed
 
 ENGINES = ("chain", "chain_int8", "plain_litert", "plain_litert_int8", "ray", "daft")
 TARGETS = {  # issue 22, 224 px float32, same run; the 20k targets need --scale data
