@@ -39,21 +39,25 @@ run: setup
 lint:
 	$(BIN)/ruff check fruits_lib fruits_emr bench slides tests emr devtools
 
-# Two pytest runs, each with the Spark master its tests need (tests/conftest.py): the suite on local[2]
-# (one JVM) and the tests marked `cluster` on local-cluster[2,1,1024] (two executor JVMs, as on EMR).
-# They run side by side: the cluster run's JVMs use the CPU the main run leaves idle while it waits on
-# Spark jobs and processes (536 s for both instead of 500 + 96 s one after the other, 2 cores). The main
-# run prints as it goes, the cluster run's output follows it. make test fails if either fails; pytest's
-# exit 5 (no test collected) is turned into an explicit failure: no test is no proof.
+# Three pytest runs side by side, each with the Spark master its tests need (tests/conftest.py): the suite on
+# local[2] (one JVM); the tests marked `cluster` on local-cluster[2,1,1024] (two executor JVMs, as on EMR); and
+# the files whose tests spend their time in processes of their own (the bench's run, the notebooks' kernels:
+# PROCESS_TESTS), which use the CPU the main run leaves idle while it waits on Spark jobs (what conftest's
+# background jobs did before; now plain tests, overlapped here). The main run prints as it goes, the other two
+# runs' output follows it. make test fails if any fails; pytest's exit 5 (no test collected) is turned into an
+# explicit failure: no test is no proof.
+PROCESS_TESTS := tests/test_bench.py tests/test_notebooks.py
 test: setup lint
-	@export $(JVM_ARCHIVE); log=$$(mktemp); \
-	echo "make test: pytest -m cluster, beside the main run (its output follows)"; \
-	$(BIN)/python -m pytest -m cluster --durations=15 > $$log 2>&1 & cluster=$$!; \
-	echo "make test: pytest -m 'not cluster'"; \
-	$(BIN)/python -m pytest -m "not cluster" --durations=15; main=$$?; \
-	wait $$cluster; second=$$?; \
-	echo "make test: pytest -m cluster"; cat $$log; rm -f $$log; \
-	status=0; for result in "not cluster:$$main" "cluster:$$second"; do \
+	@export $(JVM_ARCHIVE); logs=$$(mktemp -d); \
+	echo "make test: pytest -m cluster and pytest $(PROCESS_TESTS), beside the main run (their output follows)"; \
+	$(BIN)/python -m pytest -m cluster --durations=15 > $$logs/cluster 2>&1 & cluster=$$!; \
+	$(BIN)/python -m pytest -m "not cluster" $(PROCESS_TESTS) --durations=15 > $$logs/processes 2>&1 & processes=$$!; \
+	echo "make test: pytest -m 'not cluster' (the rest)"; \
+	$(BIN)/python -m pytest -m "not cluster" $(addprefix --ignore=,$(PROCESS_TESTS)) --durations=15; main=$$?; \
+	wait $$cluster; second=$$?; wait $$processes; third=$$?; \
+	echo "make test: pytest -m cluster"; cat $$logs/cluster; \
+	echo "make test: pytest -m 'not cluster' $(PROCESS_TESTS)"; cat $$logs/processes; rm -rf $$logs; \
+	status=0; for result in "not cluster:$$main" "cluster:$$second" "not cluster (processes):$$third"; do \
 	  selection=$${result%:*}; code=$${result##*:}; \
 	  if [ $$code -eq 5 ]; then echo "make test: pytest -m '$$selection' collected no test" >&2; code=1; fi; \
 	  if [ $$code -ne 0 ]; then echo "make test: pytest -m '$$selection' failed (exit $$code)" >&2; status=$$code; fi; \

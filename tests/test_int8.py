@@ -100,3 +100,12 @@ def test_int8_is_refused_over_float32_features_and_kept_when_added_to(spark, tmp
     assert added["int8_sha256"] == first["int8_sha256"]  # the saved calibrated model, not a new calibration
     with pytest.raises(OutputError, match=r"precision int8 \(this run: float32\)"):
         run(str(source), str(output), **options)
+
+
+def test_a_model_trained_on_int8_features_is_not_exported_with_the_float_network():
+    from fruits_lib.errors import InputError
+    from fruits_lib.export import float_featurizer
+
+    assert float_featurizer(ImageFeaturizer(weights="offline")).getPrecision() == "float32"
+    with pytest.raises(InputError, match="trained on int8 features"):
+        float_featurizer(ImageFeaturizer(weights="offline", precision="int8"))

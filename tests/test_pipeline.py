@@ -1,4 +1,4 @@
-"""Incremental mode keeps one truth per image: latest version wins, one place per file, one model."""
+"""fruits_lib.pipeline: incremental mode keeps one truth per image: latest version wins, one place per file, one model."""
 
 import os
 import shutil
