@@ -7,7 +7,7 @@ OUTPUT ?= output/sample
 RUN    ?= $(OUTPUT)
 DECK   ?= output/slides/presentation.pptx
 
-.PHONY: setup run test lint report bench bench-deps bench-scale clean slides app-model app-eval
+.PHONY: setup run test test-fast lint report bench bench-deps bench-scale clean slides app-model app-eval
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,32 +27,47 @@ setup: $(BIN)/python
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-dev.txt
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	$(BIN)/python -m fruits_lib fetch-weights --weights offline
+	$(BIN)/python -m devtools.jvm_archive
+
+# The local driver JVM maps this machine's class archive (devtools/jvm_archive.py, outside the wheel): Spark's
+# launcher adds SPARK_SUBMIT_OPTS to the driver's java command line. Empty when there is no archive.
+JVM_ARCHIVE = SPARK_SUBMIT_OPTS="$$($(BIN)/python -m devtools.jvm_archive --options)"
 
 run: setup
-	$(BIN)/python -m fruits_lib run --input data_sample --output $(OUTPUT) --weights offline --overwrite
+	$(JVM_ARCHIVE) $(BIN)/python -m fruits_lib run --input data_sample --output $(OUTPUT) --weights offline --overwrite
 
 lint:
-	$(BIN)/ruff check fruits_lib fruits_emr bench slides tests emr
+	$(BIN)/ruff check fruits_lib fruits_emr bench slides tests emr devtools
 
-# Two pytest runs, each with the Spark master its tests need (tests/conftest.py): the suite on local[2]
-# (one JVM) and the tests marked `cluster` on local-cluster[2,1,1024] (two executor JVMs, as on EMR).
-# They run side by side: the cluster run's JVMs use the CPU the main run leaves idle while it waits on
-# Spark jobs and processes (536 s for both instead of 500 + 96 s one after the other, 2 cores). The main
-# run prints as it goes, the cluster run's output follows it. make test fails if either fails; pytest's
-# exit 5 (no test collected) is turned into an explicit failure: no test is no proof.
+# Three pytest runs side by side, each with the Spark master its tests need (tests/conftest.py): the suite on
+# local[2] (one JVM); the tests marked `cluster` on local-cluster[2,1,1024] (two executor JVMs, as on EMR); and
+# the files whose tests spend their time in processes of their own (the bench's run, the notebooks' kernels:
+# PROCESS_TESTS), which use the CPU the main run leaves idle while it waits on Spark jobs (what conftest's
+# background jobs did before; now plain tests, overlapped here). The main run prints as it goes, the other two
+# runs' output follows it. make test fails if any fails; pytest's exit 5 (no test collected) is turned into an
+# explicit failure: no test is no proof.
+PROCESS_TESTS := tests/test_bench.py tests/test_notebooks.py
 test: setup lint
-	@log=$$(mktemp); \
-	echo "make test: pytest -m cluster, beside the main run (its output follows)"; \
-	$(BIN)/python -m pytest -m cluster --durations=15 > $$log 2>&1 & cluster=$$!; \
-	echo "make test: pytest -m 'not cluster'"; \
-	$(BIN)/python -m pytest -m "not cluster" --durations=15; main=$$?; \
-	wait $$cluster; second=$$?; \
-	echo "make test: pytest -m cluster"; cat $$log; rm -f $$log; \
-	status=0; for result in "not cluster:$$main" "cluster:$$second"; do \
+	@export $(JVM_ARCHIVE); logs=$$(mktemp -d); \
+	echo "make test: pytest -m cluster and pytest $(PROCESS_TESTS), beside the main run (their output follows)"; \
+	$(BIN)/python -m pytest -m cluster --durations=15 > $$logs/cluster 2>&1 & cluster=$$!; \
+	$(BIN)/python -m pytest -m "not cluster" $(PROCESS_TESTS) --durations=15 > $$logs/processes 2>&1 & processes=$$!; \
+	echo "make test: pytest -m 'not cluster' (the rest)"; \
+	$(BIN)/python -m pytest -m "not cluster" $(addprefix --ignore=,$(PROCESS_TESTS)) --durations=15; main=$$?; \
+	wait $$cluster; second=$$?; wait $$processes; third=$$?; \
+	echo "make test: pytest -m cluster"; cat $$logs/cluster; \
+	echo "make test: pytest -m 'not cluster' $(PROCESS_TESTS)"; cat $$logs/processes; rm -rf $$logs; \
+	status=0; for result in "not cluster:$$main" "cluster:$$second" "not cluster (processes):$$third"; do \
 	  selection=$${result%:*}; code=$${result##*:}; \
 	  if [ $$code -eq 5 ]; then echo "make test: pytest -m '$$selection' collected no test" >&2; code=1; fi; \
 	  if [ $$code -ne 0 ]; then echo "make test: pytest -m '$$selection' failed (exit $$code)" >&2; status=$$code; fi; \
 	done; exit $$status
+
+# The developers' loop (<= 2 min on 2 cores): the suite without the tests marked slow (real photos, notebooks,
+# the bench, real processes) or cluster. make test stays the whole suite.
+test-fast: setup lint
+	@export $(JVM_ARCHIVE); $(BIN)/python -m pytest -m "not slow and not cluster" -q --durations=10; code=$$?; \
+	if [ $$code -eq 5 ]; then echo "make test-fast: no test collected" >&2; code=1; fi; exit $$code
 
 # The performance benchmark of issue 5 (~15 min on 2 cores): bench/results.json and bench/benchmark.png;
 # then issue 22's peers (Ray Data, Daft, int8; ~10 min): bench/peers.json, bench/peers.png and results.json's
@@ -61,19 +76,19 @@ bench-deps: setup
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-bench.txt
 
 bench: bench-deps
-	$(BIN)/python -m bench
-	$(BIN)/python -m bench --peers
+	$(JVM_ARCHIVE) $(BIN)/python -m bench
+	$(JVM_ARCHIVE) $(BIN)/python -m bench --peers
 
 # Issue 10's scale run (~35 min on 2 cores): 5k/20k/50k augmented photos: bench/scale.json and bench/scale.png.
 bench-scale: setup
-	$(BIN)/python -m bench --scale
+	$(JVM_ARCHIVE) $(BIN)/python -m bench --scale
 
 clean:
 	rm -rf output reports bench/work .pytest_cache
 
 # Executes both notebooks (02_emr in local emulation) and renders them to HTML in reports/ (ignored by git).
 report: setup
-	$(BIN)/python -m fruits_lib.report
+	$(JVM_ARCHIVE) $(BIN)/python -m devtools.report
 
 # The presentation (issue 12), from a finished run (default: make run's output): docs/architecture.png
 # (needs Graphviz's dot) and $(DECK), plus its PDF when LibreOffice is installed. The default DECK leaves the

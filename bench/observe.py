@@ -111,9 +111,9 @@ def main(argv=None) -> None:
     if options.fail_first_attempt is not None:
         add_worker_hook(FailFirstAttempt(options.fail_first_attempt, options.stats))
     if options.ablate:
-        from bench.harness import ablated_cli
+        from bench.ablate import ablated_cli
 
-        return ablated_cli([options.ablate, "--", *rest])
+        return ablated_cli(options.ablate, rest)
     cli.main(rest)
 
 

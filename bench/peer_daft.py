@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 
 import numpy as np
 
@@ -36,13 +37,15 @@ def main(argv=None) -> None:
 
             with open(model_path, "rb") as handle:
                 self.predict = tflite_predict(handle.read(), threads=1)
+            self.lock = threading.Lock()  # Daft may call one instance from several threads; an interpreter is not thread-safe
 
         @daft.method.batch(return_dtype=DataType.list(DataType.float32()), batch_size=args.batch_size)
         def __call__(self, images):
             from fruits_lib.image import preprocess
 
             pixels = np.stack([np.asarray(image, dtype=np.uint8) for image in images.to_pylist()])
-            return list(self.predict(preprocess(pixels)))
+            with self.lock:
+                return list(self.predict(preprocess(pixels)))
 
     featurizer = LiteRTFeaturizer(args.model)
     frame = daft.from_glob_path(os.path.join(os.path.abspath(args.input), "**", "*.jpg"))

@@ -22,8 +22,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench.harness import DEFAULT_INPUT, _load, _machine, _resolve_input, run_timed
 from bench.peer_common import compare, read_features
+from bench.report import _machine
+from bench.runner import DEFAULT_INPUT, _load, _resolve_input, run_timed
 
 ENGINES = ("chain", "chain_int8", "plain_litert", "plain_litert_int8", "ray", "daft")
 TARGETS = {  # issue 22, 224 px float32, same run; the 20k targets need --scale data
@@ -39,11 +40,13 @@ def _chain(name: str, source: Path, work: Path, args, precision: str) -> dict:
     output, stats = work / "out" / name, work / "stats" / name
     for folder in (output, stats):
         shutil.rmtree(folder, ignore_errors=True)
-    cmd = [sys.executable, "-m", "fruits_lib", "run", "--input", str(source), "--output", str(output),
+    # bench.observe: fruits' command line with a worker hook logging model loads and tasks (nothing else added)
+    cmd = [sys.executable, "-m", "bench.observe", "--stats", str(stats), "--", "run", "--input", str(source),
+           "--output", str(output),
            "--weights", args.weights, "--image-size", str(args.image_size), "--master", args.master,
            "--precision", precision, "--overwrite"]
     started = time.time()
-    measured = run_timed(cmd, work / "logs" / f"{name}.log", {"FRUITS_WORKER_STATS_DIR": str(stats)})
+    measured = run_timed(cmd, work / "logs" / f"{name}.log")
     ended = started + measured["wall_s"]
     summary = json.loads((output / "summary.json").read_text())
     loads = [json.loads(line) for path in stats.glob("model-loads-*.jsonl") for line in path.read_text().splitlines()]

@@ -57,8 +57,7 @@ echo "export FRUITS_CACHE_DIR=$CACHE" | sudo tee "$PROFILE_D/fruits.sh" > /dev/n
 export FRUITS_CACHE_DIR="$CACHE"
 
 log "pre-fetching the MobileNetV2 ImageNet weights and their TFLite form into $CACHE (the driver broadcasts the model)"
-# --no-class-archive: under spark-submit the cluster starts its own JVMs, the local archive would go unused
-"$VENV/bin/python" -m fruits_lib fetch-weights --weights imagenet --no-class-archive
+"$VENV/bin/python" -m fruits_lib fetch-weights --weights imagenet
 
 # Executors (yarn), Livy sessions (livy) and notebooks run as other users: they only need to read.
 sudo chmod -R a+rX "$ROOT"

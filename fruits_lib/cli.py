@@ -10,14 +10,14 @@ import time
 from fruits_lib import logs
 from fruits_lib.errors import FruitsError
 
-DESCRIPTION = ("Fruits!: turn fruit photos into feature vectors on Spark (MobileNetV2 + PCA), train a fruit "
-               "classifier on them, identify photos and export the model for the app.")
+DESCRIPTION = "Fruits!: featurize fruit photos on Spark, train, identify, export for the app."
 COMMANDS_EXAMPLES = """examples:
   {prog} run --input data_sample --output output/sample --weights offline
   {prog} train --features output/sample --model models/fruits
   {prog} identify --model models/fruits photos/
   {prog} COMMAND --help      options, examples and exit codes of one command
-terminal output: progress in images on the long stages; -v/--verbose (or FRUITS_LOG=debug) shows every log line"""
+terminal output: progress in images on the long stages, third-party warnings and errors only;
+  -v/--verbose (or FRUITS_LOG=debug) shows every log line"""
 EXAMPLES = """examples:
   {prog} run --input data_sample --output output/sample --weights offline
   {prog} run --input s3://my-bucket/fruits/Training --output s3://my-bucket/fruits/out
@@ -117,13 +117,10 @@ def build_parser(prog: str = "fruits") -> argparse.ArgumentParser:
     fetch = commands.add_parser(
         "fetch-weights", help="download and cache the weights (e.g. in a bootstrap)",
         epilog=f"examples:\n  {prog} fetch-weights --weights offline\n  {prog} fetch-weights --weights imagenet "
-               "--image-size 160 --no-class-archive", formatter_class=argparse.RawDescriptionHelpFormatter)
+               "--image-size 160", formatter_class=argparse.RawDescriptionHelpFormatter)
     fetch.add_argument("--weights", default="imagenet", help="imagenet, offline or a PATH (default: imagenet)")
     fetch.add_argument("--image-size", type=_positive, default=224,
                        help="also prepare the TFLite model for this input size (default: 224)")
-    fetch.add_argument("--no-class-archive", dest="class_archive", action="store_false",
-                       help="do not make the driver JVM's class archive (made once per machine, ~30 s; "
-                            "local runs start ~3 s faster with it)")
     return parser
 
 
@@ -321,16 +318,22 @@ def _app_model(args) -> int:
     return 0
 
 
-def _spark_beside(modules, master=None, ui: bool = False, **options):
-    """The SparkSession, its JVM started (~2 s) while ``modules`` import in a thread (~1.5 s for the chain).
+def _spark_beside(modules, master=None, ui: bool = False, conf: dict | None = None):
+    """The SparkSession, its JVM started while ``modules`` import in a thread (both take seconds).
 
     Side by side the two take about the longer of them instead of their sum. A module that fails to
     import here fails again, with its real error, at the caller's own import. ``ui``: start Spark's
-    web UI (off by default for local runs) and print its address once.
+    web UI (off by default for local runs) and print its address once. ``conf``: settings for a new session.
     """
+    import concurrent.futures.thread  # noqa: F401 - see below
     import threading
 
     from fruits_lib.session import get_spark
+
+    # The JVM is forked from this thread while the others import. A module that registers fork handlers
+    # (concurrent.futures.thread: acquire before, release after) must not be first imported during that
+    # fork: registered in between, its handler released a lock never taken and Python printed
+    # "Exception ignored ... RuntimeError: release unlocked lock" (seen once in ~10 runs). It is imported here first.
 
     def load(name):
         try:
@@ -341,9 +344,7 @@ def _spark_beside(modules, master=None, ui: bool = False, **options):
     threads = [threading.Thread(target=load, args=(name,), daemon=True) for name in modules]
     for thread in threads:
         thread.start()
-    if ui:
-        options["conf"] = {**options.get("conf", {}), "spark.ui.enabled": "true"}
-    spark = get_spark(master, **options)
+    spark = get_spark(master, conf={**(conf or {}), **({"spark.ui.enabled": "true"} if ui else {})} or None)
     if ui:
         address = spark.sparkContext.uiWebUrl
         print(f"Spark UI: {address}" if address else "Spark UI: off in this Spark session (spark.ui.enabled)",
@@ -436,18 +437,15 @@ def _print_summary(summary: dict) -> None:
     print("\n".join(lines))
 
 
-def _run(args, **levers) -> int:
-    """``run``; ``levers`` are extra keyword arguments of ``pipeline.run`` (the benchmark's ablations)."""
+def _run(args) -> int:
+    """``run``: the chain, then its summary."""
     from fruits_lib.checks import check_run
 
     started = time.time()
     # before the JVM starts: a typo fails at once, in one line
     check_run(args.input, args.output, weights=args.weights, mode=args.mode, pca_k=args.pca_k,
               pca_variance=args.pca_variance, batch_size=args.batch_size, image_size=args.image_size)
-    # the session's levers go to the session; run() gets the rest (it ignores master and these once given spark)
-    session_levers = {k: levers.pop(k) for k in ("local_defaults", "class_archive") if k in levers}
-    spark = _spark_beside(["fruits_lib.pipeline"], args.master, ui=getattr(args, "spark_ui", False),
-                          **session_levers)
+    spark = _spark_beside(["fruits_lib.pipeline"], args.master, ui=getattr(args, "spark_ui", False))
     from fruits_lib.pipeline import NoImageProcessed, run
 
     try:
@@ -455,7 +453,7 @@ def _run(args, **levers) -> int:
                       pca_k=args.pca_k, image_size=args.image_size, batch_size=args.batch_size,
                       mode=args.mode, overwrite=args.overwrite, pca_reuse=args.pca_reuse,
                       engine=args.engine, precision=args.precision, stale_lock_seconds=args.stale_lock_after,
-                      spark=spark, log=lambda message: print(message, flush=True), **levers)
+                      spark=spark, log=lambda message: print(message, flush=True))
     except NoImageProcessed as exc:
         print(f"fruits: {exc}", file=sys.stderr)
         return 1
@@ -472,12 +470,6 @@ def _fetch(args) -> int:
     print(f"weights {weights.source}: sha256 {weights.sha256}, {weights.nbytes / 1e6:.1f} MB, cached")
     tflite_model(weights, args.image_size)
     print(f"TFLite model for {args.image_size} px: {tflite_path(weights.sha256, args.image_size)}")
-    if args.class_archive:
-        from fruits_lib.session import prepare_class_archive
-
-        archive = prepare_class_archive(args.weights, log=lambda line: print(line, file=sys.stderr))
-        if archive is not None:
-            print(f"JVM class archive for local runs: {archive}")
     return 0
 
 

@@ -43,6 +43,14 @@ def _stages(model: PipelineModel) -> tuple:
     return stages
 
 
+def float_featurizer(featurizer: ImageFeaturizer) -> ImageFeaturizer:
+    """The featurizer, refused when int8: the export folds the float32 network, not what the classifier saw."""
+    if featurizer.getPrecision() != "float32":
+        raise InputError(f"this model was trained on {featurizer.getPrecision()} features; the export folds the "
+                         "float32 network, so the app would see other features: train on a --precision float32 run")
+    return featurizer
+
+
 def folded_matrices(model: PipelineModel) -> dict:
     """The linear part after MobileNetV2 as plain arrays: ``pca = x @ pca_kernel + pca_bias``,
     ``probabilities = softmax(pca @ classifier_kernel + classifier_bias)``."""
@@ -64,7 +72,7 @@ def keras_model(model: PipelineModel):
     """The whole Spark model as one Keras model: image in [0, 255] -> class probabilities."""
     import keras
 
-    featurizer = _stages(model)[0]
+    featurizer = float_featurizer(_stages(model)[0])
     size = featurizer.getImageSize()
     matrices = folded_matrices(model)
     image = keras.Input((size, size, 3), dtype="float32", name="rgb_0_255")

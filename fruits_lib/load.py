@@ -107,26 +107,12 @@ def file_status(spark: SparkSession, uri: str) -> tuple:
     return status.getPath().toString(), int(status.getLen()), modified
 
 
-COUNT_METHODS = ("index", "job")
+def count_files(spark: SparkSession, path: str) -> tuple:
+    """``(images, other files)`` under ``path``, from one listing by Spark's file index (no Spark job).
 
-
-def count_files(spark: SparkSession, path: str, method: str = "index") -> tuple:
-    """``(images, other files)`` under ``path``.
-
-    ``index`` (default): from one listing by Spark's file index, with the same options as
-    :func:`list_files` and :func:`read_images`, so the same files are counted (zero-byte ones
-    included), but no Spark job runs: on a fresh session this saves the few seconds of a first
-    job's warm-up before featurizing starts. ``job``: :func:`list_files` cached and counted by a
-    Spark job (the older way, kept to measure the difference).
+    The same options as :func:`list_files` and :func:`read_images`, so the same files are counted
+    (zero-byte ones included); no job runs, so a fresh session skips a first job's warm-up.
     """
-    if method == "job":
-        files = list_files(spark, path).cache()
-        try:
-            return count_listed(files)
-        finally:
-            files.unpersist()
-    if method != "index":
-        raise ValueError(f"count method must be one of {', '.join(COUNT_METHODS)}, not {method!r}")
     every = _binary_files(spark, path, None).inputFiles()
     images = sum(1 for uri in every if is_image_path(uri))
     return images, len(every) - images

@@ -46,10 +46,11 @@ def driver_java_options() -> str:
 # What native code prints at INFO level, or about itself whatever the call: LiteRT's minimal logger
 # ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU." once per interpreter), absl's INFO lines
 # ("I0000 00:00:...") and its notice before initialisation, and the two warnings TensorFlow's TFLite
-# converter prints at every conversion about its own default arguments.
+# converter prints at every conversion about its own default arguments, and its int8 quantizer's settings.
 NATIVE_NOISE = re.compile(
     rb"INFO: |I\d{4} [\d:. ]+\d+ \S+:\d+\] |WARNING: All log messages before absl::InitializeLog\(\) "
-    rb"|W\d{4} [\d:. ]+\d+ tf_tfl_flatbuffer_helpers\.cc:\d+\] Ignored (output_format|drop_control_dependency)\.")
+    rb"|W\d{4} [\d:. ]+\d+ tf_tfl_flatbuffer_helpers\.cc:\d+\] Ignored (output_format|drop_control_dependency)\."
+    rb"|fully_quantize: \d+, inference_type: ")
 
 
 @contextmanager

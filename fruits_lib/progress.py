@@ -19,6 +19,12 @@ REFRESH_SECONDS = 0.5  # how often a terminal's bar is redrawn (rate and ETA mov
 _COUNTER: dict = {}  # the current SparkContext's application id, image counter and the hook feeding it
 
 
+def live(stream=None) -> bool:
+    """Whether progress on ``stream`` (default stderr) is drawn live: a terminal, not a pipe or a file."""
+    stream = stream or sys.stderr
+    return bool(getattr(stream, "isatty", None) and stream.isatty())
+
+
 class Progress:
     """``done`` out of ``total`` items of one stage: a live tqdm bar when ``stream`` is a terminal.
 
@@ -31,7 +37,7 @@ class Progress:
         self.stream = stream or sys.stderr
         self.done = 0
         self.started = time.perf_counter()
-        self.interactive = bool(getattr(self.stream, "isatty", None) and self.stream.isatty())
+        self.interactive = live(self.stream)
         self._bar = tqdm(total=total, desc=label, unit=f" {unit}", file=self.stream, dynamic_ncols=True,
                          mininterval=0.2, smoothing=0.3, leave=True) if self.interactive else None
         self._lock = threading.Lock()

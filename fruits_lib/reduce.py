@@ -5,21 +5,14 @@ sum and the fitted model is cut to k components (no loop of refits). Features ar
 first (``StandardScaler(withMean=True, withStd=False)``) so projections match the usual
 definition of PCA (scikit-learn's) up to the sign of each component.
 
-Spark's ``PCA.fit`` does two things: a distributed pass that sums the covariance matrix, then
-a local SVD of that d x d matrix on the driver, in pure-Java LAPACK when no native LAPACK is
-installed: 7-15 s for d = 1280 whatever the number of rows.
-The default ``solver="eigh"`` does the same two steps faster: one Spark job in which each task
-sums its rows' count, mean and centred scatter matrix with numpy (float64, merged exactly with
-the parallel-variance formula), the d x d summaries being merged by levels of tasks so the
-driver receives at most 4 of them (13 MB each for d = 1280) whatever the number of
-partitions, then ``numpy.linalg.eigh`` of the covariance on the driver (~0.4 s). It also yields
-the mean, so the centring stage needs no pass of its own. The fitted stages are the regular,
-saveable Spark ML ``StandardScalerModel`` and ``PCAModel`` that ``StandardScaler.fit`` and
-``PCA.fit`` would give (same mean, std, components up to sign, explained variance).
-``solver="spark"`` is the plain ``StandardScaler.fit`` + ``PCA.fit``. It relies on the driver JVM's LAPACK:
-with the pure-Java F2jLAPACK (no native liblapack.so.3), its ``dgesdd`` returns a wrong spectrum on the
-160 x 1280 data_sample features (first ratio 0.045 vs 0.202); right with a native LAPACK
-(``bench/spark_pca_spectrum.py``, ``docs/critique.md``).
+The default ``solver="eigh"``: one Spark job in which each task sums its rows' count, mean and
+centred scatter matrix with numpy (float64, merged exactly with the parallel-variance formula),
+the d x d summaries merged by levels of tasks so the driver receives at most a few of them, then
+``numpy.linalg.eigh`` of the covariance on the driver. It also yields the mean, so the centring
+stage needs no pass of its own. The fitted stages are the regular, saveable Spark ML
+``StandardScalerModel`` and ``PCAModel`` that ``StandardScaler.fit`` and ``PCA.fit`` would give.
+``solver="spark"`` is the plain ``StandardScaler.fit`` + ``PCA.fit``, whose driver-side SVD depends on
+the JVM's LAPACK. Why eigh, with the measurements: ``docs/performance.md`` (issue 23 section).
 """
 
 from __future__ import annotations

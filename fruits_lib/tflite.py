@@ -85,8 +85,8 @@ INTERPRETERS = ("litert", "tf.lite")
 
 
 def interpreter_class(interpreter: str = "litert"):
-    """The TFLite ``Interpreter`` class: ``litert`` (``ai_edge_litert``, no TensorFlow import, ~0.05 s)
-    or ``tf.lite`` (TensorFlow's, a ~3 s import). ``litert`` falls back to ``tf.lite`` when LiteRT
+    """The TFLite ``Interpreter`` class: ``litert`` (``ai_edge_litert``, no TensorFlow import)
+    or ``tf.lite`` (TensorFlow's, which imports TensorFlow). ``litert`` falls back to ``tf.lite`` when LiteRT
     is not installed.
 
     Both run the same C++ TFLite interpreter with the XNNPACK delegate; ``tf.lite.Interpreter``
@@ -186,7 +186,8 @@ def quantize(keras_model, calibration: list | None, mode: str = "full") -> bytes
             raise ValueError("full int8 quantization needs at least one readable calibration photo")
         converter.representative_dataset = lambda: ([array] for array in calibration)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), warnings.catch_warnings():
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), warnings.catch_warnings(), \
+            logs.native_noise_silenced():
         warnings.simplefilter("ignore")
         return converter.convert()
 

@@ -29,7 +29,7 @@ def write_parquet(frame: DataFrame, path: str) -> None:
     """``frame`` as parquet, its float arrays without dictionary encoding.
 
     1,280 distinct floats per row defeat a dictionary; parquet-mr builds one anyway, then falls
-    back to plain encoding, which costs the JVM ~15% of the write (measured on the features).
+    back to plain encoding, which costs the JVM part of the write (docs/performance.md).
     """
     writer = frame.write
     for name, dtype in frame.dtypes:
@@ -94,7 +94,7 @@ class FileSystem:
         """Write a file; with ``overwrite=False`` fail if it exists (atomic on local and HDFS).
 
         A large payload (a model's network) is handed over as a local temporary file that the JVM
-        copies: through py4j it would travel as a base64 string (~1 s each way for 9 MB).
+        copies: through py4j it would travel as a base64 string, slowly.
         """
         fs, jpath = self._resolve(path)
         if len(data) <= LARGE_PAYLOAD:

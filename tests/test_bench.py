@@ -1,27 +1,26 @@
 """bench (``python -m bench``): the harness runs end to end on a tiny N and reports ratios of measured values.
 
 A smoke test of the harness itself (structure and arithmetic), never of the timings: those
-depend on the machine and on whatever else runs on it (here, the rest of the suite: the harness runs
-in the background from the start of the session, see conftest.Background).
+depend on the machine and on whatever else runs on it. The end-to-end run (~2 min) is ``slow``.
 """
 
 import json
 import os
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import BACKGROUND, ROOT, SAMPLE
+from helpers import ROOT, SAMPLE
 
-from bench.harness import TARGETS, get_path, linear_fit, replicate
+from bench.report import TARGETS, get_path, linear_fit
+from bench.runner import replicate
 
 
-def _run_bench():
-    """``python -m bench`` on a tiny N: its folder and completed process (a conftest BACKGROUND job)."""
-    out = Path(tempfile.mkdtemp(prefix="fruits-bench-"))
+@pytest.fixture(scope="module")
+def bench_run(tmp_path_factory):
+    """``python -m bench`` on a tiny N: ``(its folder, results.json, its stdout)``."""
+    out = tmp_path_factory.mktemp("bench")
     env = dict(os.environ)
     result = subprocess.run(
         [sys.executable, "-m", "bench", "--input", str(SAMPLE), "--sizes", "40,80",
@@ -29,19 +28,11 @@ def _run_bench():
          "--skip-ablations", "--skip-plain-scaling", "--repeats", "1",
          "--pure-seconds", "0.5", "--pca-solvers", "eigh", "--out", str(out)],
         capture_output=True, text=True, cwd=ROOT, env=env, timeout=1200)
-    return out, result
-
-
-BACKGROUND.register("bench_run", _run_bench)  # starts at collection, beside the in-process tests
-
-
-@pytest.fixture(scope="module")
-def bench_run():
-    out, result = BACKGROUND.result("bench_run")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out, json.loads((out / "results.json").read_text()), result.stdout
 
 
+@pytest.mark.slow
 def test_writes_results_plot_and_cleans_its_work_folder(bench_run):
     out, _, stdout = bench_run
     assert (out / "results.json").stat().st_size > 0
@@ -52,6 +43,7 @@ def test_writes_results_plot_and_cleans_its_work_folder(bench_run):
     assert "PASS" in stdout or "FAIL" in stdout
 
 
+@pytest.mark.slow
 def test_results_structure(bench_run):
     _, results, _ = bench_run
     for key in ("machine", "versions", "config", "setup", "runs", "pure_inference", "pca", "all_workers",
@@ -85,6 +77,7 @@ def test_results_structure(bench_run):
     assert "size_study" not in results  # --skip-study
 
 
+@pytest.mark.slow
 def test_ratios_are_computed_from_measured_fields(bench_run):
     _, results, _ = bench_run
     assert set(results["ratios"]) == set(TARGETS)
@@ -113,28 +106,26 @@ def test_linear_fit_and_replicate(tmp_path):
     assert np.all([p.stat().st_size > 0 for p in files])
 
 
-def test_ablations_are_library_arguments_not_patches():
-    import inspect
-
-    from bench.harness import ablation_levers
-    from fruits_lib import pipeline, session
+def test_ablations_are_spark_settings_of_the_bench_session_not_library_arguments():
+    from bench.ablate import ablated_conf
+    from fruits_lib import session
 
     before = dict(session.LOCAL_DEFAULTS)
-    levers = ablation_levers(["listing", "arrow_batch", "jit", "conf:spark.sql.shuffle.partitions=2"])
+    conf = ablated_conf(["arrow_batch", "jit", "conf:spark.sql.shuffle.partitions=2"])
     assert session.LOCAL_DEFAULTS == before  # nothing in the library was changed
-    assert set(levers) <= set(inspect.signature(pipeline.run).parameters)
-    assert levers["count_method"] == "job"
-    defaults = levers["local_defaults"]
-    assert defaults["spark.sql.execution.arrow.maxRecordsPerBatch"] == "10000"
-    assert "spark.driver.extraJavaOptions" not in defaults and defaults["spark.sql.shuffle.partitions"] == "2"
-    assert ablation_levers([]) == {}
+    settings = session.local_settings("local[2]", conf)  # what get_spark(conf=...) starts the driver with
+    assert settings["spark.sql.execution.arrow.maxRecordsPerBatch"] == "10000"
+    assert "TieredStopAtLevel" not in settings["spark.driver.extraJavaOptions"]
+    assert settings["spark.driver.extraJavaOptions"].startswith("-Xms")  # the fixed heap stays
+    assert settings["spark.sql.shuffle.partitions"] == "2"
+    assert ablated_conf([]) == {}
     with pytest.raises(SystemExit, match="unknown ablation"):
-        ablation_levers(["nope"])
+        ablated_conf(["nope"])
 
 
 def test_scale_helpers_take_the_first_n_images_and_judge_each_ratio(tmp_path):
     """Scale mode's own arithmetic on made-up figures (the mode itself runs for ~35 min: make bench-scale)."""
-    from bench.harness import SCALE_TARGETS, _first_n, scale_ratios
+    from bench.scale import SCALE_TARGETS, _first_n, scale_ratios
 
     for index in range(10):
         folder = tmp_path / "augmented" / ("apple" if index % 2 else "kiwi")

@@ -9,7 +9,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from conftest import SAMPLE
+from helpers import SAMPLE
 
 from bench.observe import WorkerLog, read_model_loads, read_worker_stats
 from fruits_lib.featurize import ImageFeaturizer, add_worker_hook, remove_worker_hook

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SAMPLE, cli
+from helpers import SAMPLE, cli
 
 # ``sample_run`` (conftest): ``fruits run`` on data_sample/ at the default size, once per session.
 

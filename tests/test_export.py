@@ -3,14 +3,14 @@ checked against the Spark pipeline on the real photos in test_real_photos.py."""
 
 import numpy as np
 import pytest
-from conftest import SAMPLE_LABELS as LABELS
+from helpers import SAMPLE_LABELS as LABELS
 from pyspark.ml import PipelineModel
 from pyspark.ml.functions import array_to_vector, vector_to_array
 
 from fruits_lib.errors import OutputError
 from fruits_lib.export import export, folded_matrices
 
-pytest_plugins = ["classifier_fixtures"]
+pytest_plugins = ["helpers.classifier"]
 
 
 def test_folded_matrices_give_the_spark_probabilities(spark, trained, classifier_run):

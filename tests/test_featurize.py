@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from images import picture
+from helpers.images import picture
 
 from fruits_lib.featurize import ImageFeaturizer
 
@@ -15,8 +15,9 @@ def test_invalid_params_are_refused(spark):
         ImageFeaturizer(weights="offline", engine="onnx").transform(frame)
 
 
+@pytest.mark.slow
 def test_featurizer_composes_with_pca_in_a_pipeline_that_saves_and_loads(spark, tmp_path):
-    from conftest import SAMPLE
+    from helpers import SAMPLE
     from pyspark.ml import Pipeline, PipelineModel
     from pyspark.ml.feature import PCA
 

@@ -5,13 +5,13 @@ import shutil
 
 import pandas as pd
 import pytest
-from conftest import SAMPLE
+from helpers import SAMPLE
 from test_cli import cli
 
 from fruits_lib import cli as fruits_cli
 from fruits_lib.identify import Identification
 
-pytest_plugins = ["classifier_fixtures"]
+pytest_plugins = ["helpers.classifier"]
 
 
 def _main(*args) -> int:
@@ -27,6 +27,7 @@ def test_answer_lines():
     assert Identification("x.txt", error="not a readable image").line() == "x.txt: not identified (not a readable image)"
 
 
+@pytest.mark.slow  # a real process with an empty weights cache
 def test_identify_cli_on_a_folder_with_no_weights_cache(trained, classifier_run, tmp_path):
     """In a fresh process whose weights cache is empty: the model's bundled network is all it needs."""
     folder = tmp_path / "photos"

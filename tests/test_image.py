@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from images import bad_files, odd_but_valid_files, picture
+from helpers.images import bad_files, odd_but_valid_files, picture
 
 from fruits_lib.image import MAX_DECODED_PIXELS, ImageDecodeError, decode_image, featurize_images, preprocess
 
@@ -24,7 +24,7 @@ def test_bad_files_raise_a_readable_reason(name, reason):
 
 
 def test_large_png_over_our_limit_is_refused_before_decoding():
-    from images import png_bomb
+    from helpers.images import png_bomb
 
     side = int(np.sqrt(MAX_DECODED_PIXELS)) + 100
     with pytest.raises(ImageDecodeError, match="too large to decode safely"):

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SAMPLE
-from images import picture
+from helpers import SAMPLE
+from helpers.images import picture
 
 from fruits_lib.errors import OutputError
 from fruits_lib.featurize import NETWORK_INT8, ImageFeaturizer, TamperedModelError
@@ -43,6 +43,7 @@ def test_the_calibration_sample_does_not_depend_on_where_the_photos_sit(spark, t
     assert len(first) == 5 and first == second
 
 
+@pytest.mark.slow
 def test_int8_features_are_close_to_float32_on_real_photos(real_photos, offline_weights):
     paths = sorted(glob.glob(str(real_photos / "*" / "*.jpg")))
     calibration = [open(path, "rb").read() for path in paths[::61][:32]]
@@ -78,6 +79,7 @@ def test_a_saved_int8_featurizer_bundles_its_network_and_refuses_an_altered_one(
         PipelineModel.load(str(tmp_path / "model"))
 
 
+@pytest.mark.slow  # three runs of the chain and a quantization
 def test_int8_is_refused_over_float32_features_and_kept_when_added_to(spark, tmp_path):
     source, output = tmp_path / "in", tmp_path / "out"
     for index in range(6):
@@ -98,3 +100,12 @@ def test_int8_is_refused_over_float32_features_and_kept_when_added_to(spark, tmp
     assert added["int8_sha256"] == first["int8_sha256"]  # the saved calibrated model, not a new calibration
     with pytest.raises(OutputError, match=r"precision int8 \(this run: float32\)"):
         run(str(source), str(output), **options)
+
+
+def test_a_model_trained_on_int8_features_is_not_exported_with_the_float_network():
+    from fruits_lib.errors import InputError
+    from fruits_lib.export import float_featurizer
+
+    assert float_featurizer(ImageFeaturizer(weights="offline")).getPrecision() == "float32"
+    with pytest.raises(InputError, match="trained on int8 features"):
+        float_featurizer(ImageFeaturizer(weights="offline", precision="int8"))

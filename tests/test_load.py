@@ -1,7 +1,7 @@
 """fruits_lib.load: paths, labels, case-insensitive extensions, nothing listed twice."""
 
 import pytest
-from images import picture
+from helpers.images import picture
 
 from fruits_lib import load
 from fruits_lib.errors import InputError
@@ -61,11 +61,13 @@ def test_read_images_finds_every_image_once_with_decoded_labels(spark, tmp_path)
     assert listed["notes.txt"] is False and listed["b.JPG"] is True and len(listed) == 7
 
 
-def test_both_count_methods_count_the_same_files(spark):
-    from conftest import SAMPLE
+def test_counting_from_the_file_index_agrees_with_a_listing_job(spark, tmp_path):
+    from helpers import SAMPLE
 
-    from fruits_lib.load import count_files
+    from fruits_lib.load import count_files, count_listed, list_files
 
-    assert count_files(spark, str(SAMPLE), "index") == count_files(spark, str(SAMPLE), "job") == (160, 0)
-    with pytest.raises(ValueError, match="count method"):
-        count_files(spark, str(SAMPLE), "guess")
+    assert count_files(spark, str(SAMPLE)) == count_listed(list_files(spark, str(SAMPLE))) == (160, 0)
+    (tmp_path / "kiwi").mkdir()
+    (tmp_path / "kiwi" / "a.jpg").write_bytes(b"")  # zero-byte: an image to count (and to report later)
+    (tmp_path / "kiwi" / "notes.txt").write_text("not an image")
+    assert count_files(spark, str(tmp_path)) == count_listed(list_files(spark, str(tmp_path))) == (1, 1)

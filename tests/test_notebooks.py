@@ -1,13 +1,12 @@
-"""The notebooks, executed as CI runs them, plus the helpers they call (``fruits_lib.notebook``).
+"""The notebooks, executed as CI runs them (the helpers they call are tested in test_notebook.py).
 
-Both notebooks run with papermill through ``fruits_lib.report.execute``, the same function as
+Both notebooks run with papermill through ``devtools.report.execute``, the same function as
 ``make report``. The ``python3`` kernel is this interpreter: jupyter_client starts a kernelspec
 whose argv is ``python`` with ``sys.executable``, and the venv ships that kernelspec. 01_local runs
 as committed, except that its output goes to a temporary folder. 02_emr runs in local emulation, where
 only its parameters change (here also ``IMAGE_SIZE`` 96: what it checks does not depend on the size).
 A failing cell, or fewer figures than ``report.MIN_FIGURES``, fails the test. About a minute per
-notebook on 2 cores: both run in the background from the start of the session (conftest.Background),
-their kernels beside the in-process tests, and the tests below check what they left.
+notebook on 2 cores: the tests that execute them are ``slow``.
 """
 
 from __future__ import annotations
@@ -23,14 +22,14 @@ from urllib.parse import urlparse
 import nbformat
 import pandas as pd
 import pytest
-from conftest import BACKGROUND
 
+from devtools import report
 from fruits_emr.config import EU_REGIONS
-from fruits_lib import notebook, report
+from fruits_lib import notebook
 
 
 def _execute(name: str, parameters) -> tuple:
-    """A conftest BACKGROUND job: ``(executed notebook, output folder, executed .ipynb)``.
+    """Execute a notebook: ``(executed notebook, output folder, executed .ipynb)``.
 
     The kernel inherits this process's environment: ``PYSPARK_PYTHON`` and ``PYSPARK_DRIVER_PYTHON``
     are this venv's interpreter (conftest), so Spark's Python workers started from the kernel are too.
@@ -41,19 +40,14 @@ def _execute(name: str, parameters) -> tuple:
     return report.execute(name, executed, parameters(output)), output, executed
 
 
-BACKGROUND.register("local_notebook", lambda: _execute(report.LOCAL, lambda output: {"OUTPUT": str(output)}))
-BACKGROUND.register("emr_notebook", lambda: _execute(
-    report.EMR, lambda output: {**report.emr_local_parameters(output), "IMAGE_SIZE": 96}))
-
-
 @pytest.fixture(scope="module")
 def local_notebook():
-    return BACKGROUND.result("local_notebook")
+    return _execute(report.LOCAL, lambda output: {"OUTPUT": str(output)})
 
 
 @pytest.fixture(scope="module")
 def emr_notebook():
-    return BACKGROUND.result("emr_notebook")
+    return _execute(report.EMR, lambda output: {**report.emr_local_parameters(output), "IMAGE_SIZE": 96})
 
 
 def _committed(name: str):
@@ -144,6 +138,7 @@ def _check_run_values(nb, output, input_dir, weights_sha256: str) -> None:
     assert [m["paramMap"]["weightsSha256"] for m in saved] == [weights_sha256]  # the saved featurizer's
 
 
+@pytest.mark.slow
 def test_local_notebook_executes_with_its_figures(local_notebook, offline_weights):
     nb, output, executed = local_notebook
     assert report.png_outputs(nb) >= 3  # image grid, explained variance, 2-D scatter
@@ -151,6 +146,7 @@ def test_local_notebook_executes_with_its_figures(local_notebook, offline_weight
     _check_html(executed, 3)
 
 
+@pytest.mark.slow
 def test_emr_notebook_executes_in_local_emulation(emr_notebook, offline_weights):
     nb, output, executed = emr_notebook
     assert report.png_outputs(nb) >= 2
@@ -161,31 +157,3 @@ def test_emr_notebook_executes_in_local_emulation(emr_notebook, offline_weights)
 
 
 # --------------------------------------------------------------------------- helpers, no Spark
-def test_project_path_keeps_uris_and_absolute_paths(tmp_path, monkeypatch):
-    assert notebook.project_path("s3://bucket/fruits/data/") == "s3://bucket/fruits/data/"
-    assert notebook.project_path(str(tmp_path)) == str(tmp_path)
-    monkeypatch.chdir(report.REPO_ROOT)  # the kernel's cwd does not change what ../data_sample names
-    assert notebook.project_path("../data_sample") == str(report.REPO_ROOT / "data_sample")
-    monkeypatch.chdir(tmp_path)  # outside the repository: relative to the cwd
-    assert notebook.project_path("x") == str(tmp_path / "x")
-
-
-def test_tables_from_a_summary():
-    summary = {"images_in": 3, "images_ok": 2, "images_failed": 1, "labels": {"kiwi": 2}, "k": 2,
-               "cumulative": [0.6, 0.96], "pca_variance_threshold": 0.95,
-               "weights": {"source": "offline", "sha256": "ab" * 32, "bytes": 9_000_000},
-               "seconds": {"featurize": 3.0, "pca": 1.0, "total": 4.0}, "images_per_second": 1.0,
-               "cluster": {"master": "local[2]", "executors": 1, "default_parallelism": 2},
-               "outputs": {"pca": "/o/pca"}}
-    table = notebook.summary_table(summary)
-    assert "k = 2 components, 96.0% of the variance (threshold 95%)" in table["value"].tolist()
-    assert "run" not in table.index  # absent keys give no row, not "None"
-    timings = notebook.timings_table(summary)
-    assert timings.loc["featurize", "share"] == "75%" and timings.loc["total", "seconds"] == 4.0
-    assert notebook.counts_table({"kiwi": 2, "lime": 3}).loc["total", "images"] == 5
-    assert notebook.outputs_table(summary).loc["pca", "path"] == "/o/pca"
-    assert notebook.cluster_table(summary["cluster"]).loc["executors", "value"] == "1"
-
-
-def test_emr_magics_are_left_alone_without_ipython():
-    assert notebook.register_emr_magics() is False  # pytest is no IPython shell: nothing registered

@@ -19,7 +19,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE
+from helpers import SAMPLE
 
 pytestmark = pytest.mark.slow
 
@@ -45,11 +45,15 @@ def test_wheel_holds_the_product_only_and_declares_the_default_engine(wheel):
     assert packages == {"fruits_lib"}  # no bench, no fruits_emr, no tests
     assert {"fruits_lib/featurize.py", "fruits_lib/pipeline.py", "fruits_lib/cli.py",
             "fruits_lib/log4j2.properties"} <= modules  # the driver JVM's log configuration ships with the code
+    # developer tooling stays in the checkout: notebook reports, the JVM class archive, the EMR magics' stand-ins
+    assert not {"fruits_lib/report.py", "fruits_lib/spark_daemon.py"} & modules
+    assert not [name for name in modules if name.startswith(("devtools/", "bench/", "notebooks/", "tests/"))]
     requires = [r.split(";")[0].replace(" ", "").lower() for r in _requires(wheel)]
     assert any(r.startswith("ai-edge-litert") for r in requires), requires  # LiteRT runs the tflite engine
     assert any(r.startswith("pyspark") for r in requires)
 
 
+@pytest.mark.slow  # a venv of its own, then the chain in a real process
 def test_installed_wheel_runs_the_chain_on_data_sample(wheel, tmp_path):
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)

@@ -1,7 +1,7 @@
 """fruits_lib.plot: the figures carry what a reader needs (threshold, k, labels)."""
 
 import numpy as np
-from images import picture
+from helpers.images import picture
 
 from fruits_lib import plot
 

@@ -1,16 +1,17 @@
 """On 1,962 real Fruits-360 photos: the trained classifier reaches the bar, random weights do not,
 and the exported TFLite file agrees with the Spark pipeline.
 
-The offline-weights features come from conftest's ``real_run`` (the session's one featurization of
-the real photos); random weights featurize a stratified quarter of them (every 4th photo of each
-label), enough to show that they stay below the bar. Without ../shared the tests skip, or fail
-under CI=true (conftest.require_real_photos).
+The offline-weights features come from ``real_run`` (this module's one featurization of the real
+photos); random weights featurize a stratified quarter of them (every 4th photo of each label),
+enough to show that they stay below the bar. Without ../shared the tests skip, or fail under
+CI=true (helpers.require_real_photos). Every test here but the last is ``slow``: minutes of CPU.
 """
 
 import shutil
 
 import numpy as np
 import pytest
+from helpers import require_real_photos
 
 BAR = 0.95
 EVERY = 4  # the random-weights check runs on every 4th photo of each label
@@ -22,9 +23,22 @@ def _train(spark, run_folder, model_folder):
     return train(spark, str(run_folder), str(model_folder), holdout=0.2, seed=0, log=lambda m: None)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
+def real_run(real_photos, spark, tmp_path_factory):
+    """The chain run once on the 1,962 real photos (offline weights, 224 px): ``(output folder, summary)``.
+
+    ``real_photos`` comes first: a missing folder skips (or fails) before Spark starts.
+    """
+    from fruits_lib.pipeline import run
+
+    output = tmp_path_factory.mktemp("real") / "offline"
+    summary = run(str(real_photos), str(output), weights="offline", spark=spark, log=lambda m: None)
+    return output, summary
+
+
+@pytest.fixture(scope="module")
 def offline_real(spark, real_run, tmp_path_factory):
-    """Pretrained (offline) weights: conftest's one real-photo run + a classifier, once per session."""
+    """Pretrained (offline) weights: the real-photo run + a classifier, once per module."""
     output, summary = real_run
     return summary, _train(spark, output, tmp_path_factory.mktemp("real-offline") / "model")
 
@@ -41,7 +55,7 @@ def stratified_subset(source, target, every: int) -> dict:
     return counts
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def random_real(spark, real_photos, tmp_path_factory, random_weights_file):
     """Keras' random initialisation on a stratified quarter of the photos: run + classifier, once per session.
 
@@ -121,8 +135,6 @@ def test_exported_tflite_agrees_with_the_spark_pipeline(spark, offline_real, tmp
 
 @pytest.mark.parametrize("ci, outcome", [("true", pytest.fail.Exception), ("", pytest.skip.Exception)])
 def test_missing_real_photos_fail_under_ci_and_skip_elsewhere(tmp_path, monkeypatch, ci, outcome):
-    from conftest import require_real_photos
-
     monkeypatch.setenv("CI", ci)
     with pytest.raises(outcome, match="real photos not found"):
         require_real_photos(tmp_path / "absent")

@@ -150,6 +150,7 @@ def test_old_collect_breaks_the_driver_limit(spark, many_partitions):
             _partition_moments, "n long, mean binary, m2 binary").collect()
 
 
+@pytest.mark.slow
 def test_pca_of_400_partitions_fits_under_a_64m_driver_result_limit(spark, many_partitions):
     from fruits_lib.reduce import _mean_covariance, merge_plan
 

@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT, SAMPLE
-from images import bad_files, odd_but_valid_files
+from helpers import ROOT, SAMPLE
+from helpers.images import bad_files, odd_but_valid_files
 
 from fruits_lib.pipeline import run
 
@@ -73,6 +73,7 @@ def test_odd_but_valid_images_are_featurized_with_decoded_labels(messy_run):
     assert all(np.isfinite(v).all() and len(v) == 1280 for v in odd["features"])
 
 
+@pytest.mark.slow  # three runs of the chain
 def test_incremental_runs_add_only_new_images(spark, tmp_path):
     source, output = tmp_path / "input", tmp_path / "out"
     copy_classes(source, ["apple", "lemon", "lime"])
@@ -102,6 +103,7 @@ def test_incremental_runs_add_only_new_images(spark, tmp_path):
     assert json.loads((output / "summary.json").read_text())["run_id"] == reused["run_id"]
 
 
+@pytest.mark.slow
 def test_full_mode_refuses_an_existing_output_and_overwrite_replaces_it(spark, tmp_path):
     from fruits_lib.errors import OutputError
 
@@ -163,6 +165,7 @@ def killed_then_recovered(tmp_path_factory):
     return seen, recovery, output, stats
 
 
+@pytest.mark.slow  # two real processes, one of them killed
 def test_a_killed_run_never_looks_complete_and_the_next_run_recovers(killed_then_recovered):
     seen, result, output, _ = killed_then_recovered
     assert seen["returncode"] == -signal.SIGKILL
@@ -177,6 +180,7 @@ def test_a_killed_run_never_looks_complete_and_the_next_run_recovers(killed_then
     assert not (output / "_runs").exists()
 
 
+@pytest.mark.slow
 def test_a_task_failing_once_is_retried_and_the_result_is_identical(killed_then_recovered, sample_run):
     """The reference is the session's clean run (conftest ``sample_run``: same input, weights, size)."""
     _, result, retried, stats = killed_then_recovered

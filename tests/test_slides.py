@@ -12,7 +12,7 @@ import shutil
 
 import pptx
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 from pptx.enum.shapes import MSO_SHAPE_TYPE
 
 from slides import __main__ as cli

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SAMPLE, cli
+from helpers import ROOT, SAMPLE, cli
 
 from fruits_lib import logs
 from fruits_lib.cli import DESCRIPTION, build_parser
@@ -45,7 +45,7 @@ def test_usage_names_the_command_as_typed():
 
 def test_help_describes_the_tool_in_one_line_and_every_command_keeps_examples():
     parser = build_parser()
-    assert "\n" not in DESCRIPTION and DESCRIPTION in parser.format_help()
+    assert "\n" not in DESCRIPTION and len(DESCRIPTION) <= 80 and DESCRIPTION in parser.format_help()
     assert "Command line." not in parser.format_help()
     commands = parser._subparsers._group_actions[0].choices  # argparse has no public accessor
     assert set(commands) == set(COMMANDS)
@@ -99,6 +99,7 @@ NATIVE = [b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n",
           b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n",
           b"W0000 00:00:1796581232.483430    3778 tf_tfl_flatbuffer_helpers.cc:365] Ignored output_format.\n",
           b"I0000 00:00:1796581232.486792    3778 mlir_graph_optimization_pass.cc:425] MLIR V1 pass is not enabled\n",
+          b"fully_quantize: 0, inference_type: 6, input_inference_type: FLOAT32, output_inference_type: FLOAT32\n",
           b"W0000 00:00:1796581232.483430    3778 other.cc:12] a real warning\n",
           b"ERROR: a real error\n"]
 
@@ -147,3 +148,36 @@ def test_spark_progress_counts_images_as_tasks_end(spark):
         spark.sparkContext.parallelize(range(40), 4).mapPartitionsWithIndex(work).count()
     counts = [int(n) for n in re.findall(r"(\d+)/40", stream.getvalue())]
     assert counts[-1] == 40 and any(0 < n < 40 for n in counts), stream.getvalue()
+
+
+def test_featurize_tasks_are_small_only_when_a_person_watches():
+    """The bar's count moves as tasks end: at most 128 images per task on a terminal, few big tasks otherwise."""
+    from fruits_lib.pipeline import partitions_for
+
+    assert partitions_for(1962, 2) == 4 and partitions_for(160, 2) == 4 and partitions_for(10, 2) == 1
+    assert partitions_for(1962, 2, live=True) == 16 and partitions_for(160, 2, live=True) == 4
+    assert partitions_for(50_000, 2, live=True) == 391 and partitions_for(1, 2, live=True) == 1
+
+
+def test_the_jvm_is_forked_once_fork_handler_modules_are_imported():
+    """No "Exception ignored ... release unlocked lock" at start-up: a module that registers fork handlers
+    (concurrent.futures.thread) imported by the chain's import thread while the JVM is forked broke them."""
+    code = ("import sys\nimport fruits_lib.session as session\nfrom fruits_lib import cli\n"
+            "session.get_spark = lambda *a, **k: print('concurrent.futures.thread' in sys.modules) or sys.exit(0)\n"
+            "cli._spark_beside([])\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0 and done.stdout.strip() == "True", done.stdout + done.stderr
+
+
+def test_the_driver_jvm_still_logs_real_warnings(spark):
+    """Silenced by name, not by level: the root logger stays at WARN (a lost task, a failed write reach the
+    user); only the named noise (native Hadoop, native BLAS) is at ERROR. Read from the session's JVM."""
+    log4j = spark.sparkContext._jvm.org.apache.logging.log4j.LogManager  # log4j2's public API
+
+    def level(name):
+        return log4j.getLogger(name).getLevel().toString()
+
+    assert level("org.apache.spark.scheduler.TaskSetManager") == "WARN"
+    assert level("org.apache.hadoop.fs.FileSystem") == "WARN"
+    assert level("org.apache.hadoop.util.NativeCodeLoader") == "ERROR"
+    assert level("dev.ludovic.netlib.blas.InstanceBuilder") == "ERROR"

@@ -1,6 +1,6 @@
 """train: the hold-out split, the metrics, the saved model (network bundled, altered files refused).
 
-conftest's run of data_sample/ (8 labels x 20 images, 224 px) is the input (classifier_fixtures);
+conftest's run of data_sample/ (8 labels x 20 images, 224 px) is the input (helpers.classifier);
 the real-photo figures are checked in test_real_photos.py.
 """
 
@@ -11,11 +11,11 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SAMPLE_LABELS as LABELS
+from helpers import SAMPLE_LABELS as LABELS
 
 from fruits_lib.train import classification_metrics, split_holdout, train
 
-pytest_plugins = ["classifier_fixtures"]  # the trained sample model, shared with identify/export tests
+pytest_plugins = ["helpers.classifier"]  # the trained sample model, shared with identify/export tests
 
 
 def test_metrics_hand_example():

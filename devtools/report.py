@@ -1,4 +1,4 @@
-"""``python -m fruits_lib.report [--output reports/]``: execute both notebooks and render them to HTML.
+"""``python -m devtools.report [--output reports/]``: execute both notebooks and render them to HTML.
 
 ``01_local`` runs as committed. ``02_emr`` runs in local emulation, where only its parameters change
 (local folders instead of ``s3://``, a local master, the offline weights). The executed copies and
@@ -71,7 +71,7 @@ def render_html(ipynb: Path) -> Path:
 
 
 def main(argv: list | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fruits_lib.report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m devtools.report", description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="reports", help="folder of the executed notebooks and HTML (reports/)")
     args = parser.parse_args(argv)
     folder = Path(args.output).resolve()

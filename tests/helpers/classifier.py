@@ -1,8 +1,8 @@
-"""Session-scoped fixtures for the classifier tests (train, identify, export), loaded as a pytest plugin.
+"""Session-scoped fixtures for the classifier tests (train, identify, export), loaded as a pytest plugin (``pytest_plugins = ["helpers.classifier"]``).
 
 The classifier trains on conftest's ``sample_run`` (data_sample/: 8 labels x 20 images at 224 px),
 the session's one featurization of those photos, linked as ``<root>/run``; the model it trains is
-``<root>/model``, shared by every module that declares ``pytest_plugins = ["classifier_fixtures"]``.
+``<root>/model``, shared by every module that declares ``pytest_plugins = ["helpers.classifier"]``.
 """
 
 import pytest

@@ -1,16 +1,18 @@
-"""Incremental mode keeps one truth per image: latest version wins, one place per file, one model."""
+"""fruits_lib.pipeline: incremental mode keeps one truth per image: latest version wins, one place per file, one model."""
 
 import os
 import shutil
 
 import pandas as pd
 import pytest
-from conftest import SAMPLE
-from images import picture
+from helpers import SAMPLE
+from helpers.images import picture
 
 from fruits_lib.errors import OutputError
 from fruits_lib.pipeline import run
 from fruits_lib.store import RunOutput
+
+pytestmark = pytest.mark.slow  # every test runs the chain two or three times
 
 
 def quiet(message):

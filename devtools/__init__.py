@@ -1,0 +1,1 @@
+"""Developer tools run from a checkout, never in the wheel: notebook reports, the JVM class archive."""
