@@ -119,4 +119,5 @@ app-eval: setup
 	$(BIN)/fruits app-model --input $(APP_INPUT) --model $(EVAL)/open-set --work $(APP_WORK) --weights offline --exclude-labels "$(UNKNOWN_LABELS)" --overwrite
 	test -f $(EVAL)/photos/_eval.json || $(BIN)/fruits make-eval --known $(APP_INPUT) --unknown ../shared/data/fruits360-subset/Training --unknown-labels mango,raspberry --output $(EVAL)/photos
 	for name in app:$(MODEL) studio-only:$(EVAL)/studio-only open-set:$(EVAL)/open-set; do \
-	  $(BIN)/fruits evaluate --model $${name#*:} $(EVAL)/photos --report docs/app-eval/$${name%%:*} || exit 1; done
+	  $(BIN)/fruits evaluate --model $${name#*:} $(EVAL)/photos --report docs/app-eval/$${name%%:*} || exit 1; \
+	  cp $${name#*:}/metrics.json docs/app-eval/$${name%%:*}/metrics.json; done

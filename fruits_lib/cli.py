@@ -15,6 +15,7 @@ COMMANDS_EXAMPLES = """examples:
   {prog} run --input data_sample --output output/sample --weights offline
   {prog} train --features output/sample --model models/fruits
   {prog} identify --model models/fruits photos/
+  {prog} app-model --input ../shared/data/fruits360-33/Training --model models/app --weights offline
   {prog} COMMAND --help      options, examples and exit codes of one command
 terminal output: progress in images on the long stages, third-party warnings and errors only;
   -v/--verbose (or FRUITS_LOG=debug) shows every log line"""

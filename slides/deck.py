@@ -1,4 +1,4 @@
-"""The deck: the 16 slides in order (:mod:`slides.story`, :mod:`slides.results`), built into one .pptx."""
+"""The deck: the 17 slides in order (:mod:`slides.story`, :mod:`slides.results`, :mod:`slides.app`), built into one .pptx."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pptx import Presentation
 
+from slides.app import app_slide
 from slides.draw import HEIGHT, WIDTH
 from slides.results import (
     benchmark_slide,
@@ -31,7 +32,7 @@ from slides.story import (
 )
 
 SLIDES = (title_slide, problem_slide, dataset_slide, architecture_slide, chain_slide, broadcast_slide,
-          pca_slide, scatter_slide, benchmark_slide, scaling_slide, emr_slide, demo_slide, critique_slide,
+          pca_slide, scatter_slide, app_slide, benchmark_slide, scaling_slide, emr_slide, demo_slide, critique_slide,
           projection_slide, next_steps_slide, closing_slide)
 NEEDS_WORK_DIR = {dataset_slide, scatter_slide}
 

@@ -70,6 +70,11 @@ class Sources:
     cluster: object
     prices: object
     architecture: Path
+    app_before: object = None  # the real-world check of the studio-only model (make app-eval)
+    app_after: object = None  # ... of the app's model
+    app_open: object = None  # ... of the model trained without some fruits (unknown answers)
+    app_metrics: object = None  # the app's model's own metrics.json
+    app_confusion: object = None
 
     @classmethod
     def load(cls, run: Path, repo: Path = REPO_ROOT, architecture: Path | None = None) -> Sources:
@@ -84,6 +89,11 @@ class Sources:
             cluster=read_json(repo / "emr" / "cluster.json"),
             prices=read_json(repo / "emr" / "prices.json"),
             architecture=architecture or repo / "docs" / "architecture.png",
+            app_before=read_json(repo / "docs" / "app-eval" / "studio-only" / "report.json"),
+            app_after=read_json(repo / "docs" / "app-eval" / "app" / "report.json"),
+            app_open=read_json(repo / "docs" / "app-eval" / "open-set" / "report.json"),
+            app_metrics=read_json(repo / "docs" / "app-eval" / "app" / "metrics.json"),
+            app_confusion=existing(repo / "docs" / "app-eval" / "app" / "confusion_matrix.png"),
         )
 
 

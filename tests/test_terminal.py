@@ -20,7 +20,7 @@ from fruits_lib import logs
 from fruits_lib.cli import DESCRIPTION, build_parser
 from fruits_lib.progress import Progress, image_counter, progress, spark_images
 
-COMMANDS = ("run", "train", "identify", "export", "make-sample", "fetch-weights")
+COMMANDS = ("run", "train", "identify", "export", "make-sample", "fetch-weights", "app-model", "make-eval", "evaluate")
 # Our own lines on stderr during a successful run: the progress summary of each long stage.
 OURS = re.compile(r"featurize: \d+/\d+ images in [\d.]+ s(, [\d.]+ images/s)?")
 
@@ -55,7 +55,7 @@ def test_help_describes_the_tool_in_one_line_and_every_command_keeps_examples():
 
 
 def test_spark_commands_offer_verbose_and_the_spark_ui():
-    for name in ("run", "train", "identify", "export"):
+    for name in ("run", "train", "identify", "export", "app-model", "evaluate"):
         args = build_parser().parse_args([name, *_required(name), "--verbose", "--spark-ui"])
         assert args.verbose and args.spark_ui, name
         assert not build_parser().parse_args([name, *_required(name)]).verbose
@@ -63,7 +63,8 @@ def test_spark_commands_offer_verbose_and_the_spark_ui():
 
 def _required(name):
     return {"run": ["--input", "in", "--output", "out"], "train": ["--features", "out", "--model", "m"],
-            "identify": ["--model", "m", "photo.jpg"], "export": ["--model", "m", "--out", "f.tflite"]}[name]
+            "identify": ["--model", "m", "photo.jpg"], "export": ["--model", "m", "--out", "f.tflite"],
+            "app-model": ["--input", "in", "--model", "m"], "evaluate": ["--model", "m", "photos"]}[name]
 
 
 @pytest.fixture(scope="module")
