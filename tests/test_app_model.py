@@ -52,6 +52,7 @@ def app(spark, tmp_path_factory):
     return result, root, lines
 
 
+@pytest.mark.slow  # the recipe on data_sample (featurize 320 images, PCA, LR): about a minute
 def test_recipe_saves_a_model_with_its_threshold_and_every_figure(app):
     result, root, lines = app
     metrics = json.loads((root / "model" / "metrics.json").read_text())
@@ -69,6 +70,7 @@ def test_recipe_saves_a_model_with_its_threshold_and_every_figure(app):
     assert predictions[0].split(",")[:4] == ["path", "label", "split", "view"]
 
 
+@pytest.mark.slow  # the recipe on data_sample (featurize 320 images, PCA, LR): about a minute
 def test_recipe_reuses_its_features_and_refuses_an_existing_model(app, spark):
     result, root, _ = app
     with pytest.raises(OutputError, match="--overwrite"):
@@ -92,6 +94,7 @@ def _with_threshold(model: Path, target: Path, threshold: float) -> Path:
     return target
 
 
+@pytest.mark.slow  # the recipe on data_sample (featurize 320 images, PCA, LR): about a minute
 def test_identify_answers_unknown_under_the_saved_threshold(app, fruits, tmp_path):
     _, root, _ = app
     photos = [SAMPLE / "kiwi" / "kiwi_000.jpg", SAMPLE / "lemon" / "lemon_001.jpg"]
@@ -111,6 +114,7 @@ def test_identify_answers_unknown_under_the_saved_threshold(app, fruits, tmp_pat
     assert "unknown (not confident enough" in text.stdout
 
 
+@pytest.mark.slow  # the recipe on data_sample (featurize 320 images, PCA, LR): about a minute
 def test_export_carries_the_threshold_for_the_app(app, fruits, tmp_path):
     _, root, _ = app
     model = _with_threshold(root / "model", tmp_path / "model", 0.42)

@@ -82,6 +82,7 @@ def test_background_photo_with_other_bytes_is_refused(tmp_path, monkeypatch):
         backgrounds._from_wheel(photo, wheel_folder)
 
 
+@pytest.mark.slow  # two Spark jobs over 7 photos: ~10 s
 def test_augmenter_keeps_labels_adds_scenes_and_is_deterministic_on_spark(spark, tmp_path):
     for label, colour in (("cherry", (150, 20, 30)), ("lemon", (240, 220, 40))):
         (tmp_path / label).mkdir()
