@@ -182,21 +182,24 @@ def build_app_model(spark, input_path: str, model_path: str, *, work: str, scene
     rows["answer"] = rows["predicted"].where(rows["probability"] >= threshold, "unknown")
     test_rows = rows[rows["split"] == "test"]
     metrics = {"labels": labels, "threshold": threshold}
+    shown = []
     for view, part in (("studio", test_rows[test_rows[augment.VIEW_COL] == "studio"]),
                        ("scenes", test_rows[test_rows[augment.VIEW_COL] != "studio"])):
+        if part.empty:  # e.g. --scenes 0: no scene to report on
+            metrics[view] = {"n": 0}
+            continue
         named = classification_metrics(labels + ["unknown"], part["label"], part["answer"])
         metrics[view] = {"n": int(len(part)), "top1": round(float(np.mean(part["label"] == part["predicted"])), 6),
                          "accuracy_abstention_as_error": named["accuracy"],
                          "abstained": round(float(np.mean(part["answer"] == "unknown")), 6),
                          "per_class": named["per_class"], "confusion_matrix": named["confusion_matrix"]}
-    log(f"[4/4] threshold {threshold:.2f}; test studio: top-1 {metrics['studio']['top1']:.4f}, named right "
-        f"{metrics['studio']['accuracy_abstention_as_error']:.4f}; test scenes: top-1 {metrics['scenes']['top1']:.4f}, "
-        f"named right {metrics['scenes']['accuracy_abstention_as_error']:.4f}, unknown "
-        f"{metrics['scenes']['abstained']:.1%}")
+        shown.append(f"test {view}: top-1 {metrics[view]['top1']:.4f}, named right "
+                     f"{named['accuracy']:.4f}, unknown {metrics[view]['abstained']:.1%}")
+    log(f"[4/4] threshold {threshold:.2f}; " + "; ".join(shown))
     studio = metrics["studio"]
     saved = {
         **classification_metrics(labels + ["unknown"], test_rows["label"], test_rows["answer"]),
-        "accuracy": studio["accuracy_abstention_as_error"],
+        "accuracy": studio.get("accuracy_abstention_as_error"),
         "labels": labels, "k": int(pca.k), "n_train": int(n_train),
         "n_test": int(len(test_rows)), "n_calibration": int((rows["split"] == "calibration").sum()),
         "recipe": {"input": input_path, "scenes_per_photo": scenes, "seed": seed, "excluded_labels": excluded,

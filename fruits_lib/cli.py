@@ -312,6 +312,8 @@ def _app_model(args) -> int:
           f"unknown under probability {metrics['abstain']['threshold']:.2f}")
     for view in ("test_studio", "test_scenes"):
         part = metrics[view]
+        if not part["n"]:
+            continue
         print(f"  {view.replace('_', ' ')}: {part['n']} images, top-1 {part['top1']:.4f}, named right "
               f"{part['accuracy_abstention_as_error']:.4f}, unknown {part['abstained']:.1%}")
     if metrics["failed"]:
