@@ -21,6 +21,7 @@ from pyspark.ml.classification import LogisticRegression
 from pyspark.ml.feature import IndexToString, StringIndexer
 from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.sql import functions as F
+from pyspark.sql.functions import pandas_udf
 
 from fruits_lib import augment, load, reduce
 from fruits_lib.errors import InputError, OutputError
@@ -151,10 +152,11 @@ def build_app_model(spark, input_path: str, model_path: str, *, work: str, scene
     for label, name in zip(names["label"], names["name"]):
         groups.setdefault(label, []).append(fruit_group(name))
     splits = assign_splits(groups, seed, test, calibration)
-    by_name = spark.createDataFrame([(label, name, splits[(label, fruit_group(name))])
-                                     for label, name in zip(names["label"], names["name"])],
-                                    "label string, name string, split string")
-    frame = frame.withColumn("name", F.element_at(F.split(source, "/"), -1)).join(by_name, ["label", "name"])
+    by_group = spark.createDataFrame([(label, group, split) for (label, group), split in splits.items()],
+                                     "label string, group string, split string")  # a few hundred rows
+    group = pandas_udf(lambda names: names.map(fruit_group), "string")  # the same rule, on the executors
+    frame = (frame.withColumn("group", group(F.element_at(F.split(source, "/"), -1)))
+             .join(F.broadcast(by_group), ["label", "group"]))
     counts = {(r["split"], r["studio"]): r["count"] for r in
               frame.groupBy("split", (F.col(augment.VIEW_COL) == "studio").alias("studio")).count().collect()}
     training = frame.filter(F.col("split") == "train")

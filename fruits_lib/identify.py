@@ -56,7 +56,7 @@ class Identification:
         guesses = ", ".join(f"{label} {p:.1%}" for label, p in self.top)
         if self.label is None:
             return f"{self.path}: unknown (not confident enough: {guesses})"
-        return f"{self.path}: {self.label} ({guesses})"
+        return f"{self.path}: {guesses}"  # the answer comes first
 
 
 def load_model(spark, model_path: str) -> PipelineModel:

@@ -24,6 +24,10 @@ def test_answer_lines():
     answer = Identification("a/kiwi.jpg", top=[("kiwi", 0.9), ("lime", 0.1)])
     assert answer.line() == "a/kiwi.jpg: kiwi 90.0%, lime 10.0%"
     assert answer.as_dict()["top"][0] == {"label": "kiwi", "probability": 0.9}
+    assert answer.label == "kiwi" and answer.as_dict()["label"] == "kiwi"
+    cautious = Identification("a/kiwi.jpg", top=[("kiwi", 0.9), ("lime", 0.1)], threshold=0.95)
+    assert cautious.label is None and cautious.as_dict()["label"] is None
+    assert cautious.line() == "a/kiwi.jpg: unknown (not confident enough: kiwi 90.0%, lime 10.0%)"
     assert Identification("x.txt", error="not a readable image").line() == "x.txt: not identified (not a readable image)"
 
 
