@@ -389,8 +389,9 @@ def _identify(args) -> int:
         failed += answer.error is not None
         identified += answer.error is None
         unknown += answer.error is None and answer.label is None
-    print(f"{identified} identified ({identified - unknown} named, {unknown} unknown: best probability under "
-          f"{threshold:.2f}), {failed} not identified", file=sys.stderr)
+    print(f"{identified} identified, {failed} not identified"
+          + (f"; {identified - unknown} named, {unknown} unknown (best probability under {threshold:.2f})"
+             if threshold else ""), file=sys.stderr)
     if not identified:
         print("fruits: no image could be identified" if failed else "fruits: no file found", file=sys.stderr)
         return 1
