@@ -143,6 +143,10 @@ def build_app_model(spark, input_path: str, model_path: str, *, work: str, scene
     featurizer.resolved_weights()  # a bad weights source fails before any Spark work
     frame, key = _features(spark, input_path, work, featurizer, scenes, seed, log)
     excluded = sorted(set(exclude_labels))
+    found = {row["label"] for row in frame.select("label").distinct().collect()}
+    if set(excluded) - found:
+        raise InputError(f"--exclude-labels: no label {', '.join(sorted(set(excluded) - found))} under {input_path} "
+                         f"(labels: {', '.join(sorted(found))})")
     failed = frame.filter(F.col("error").isNotNull()).select("path", "error").toPandas()
     frame = frame.filter(F.col("error").isNull() & ~F.col("label").isin(excluded)).drop("error")
 
