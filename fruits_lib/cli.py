@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import time
 
@@ -517,4 +518,7 @@ def main(argv=None, prog: str = "fruits") -> None:
     except (FruitsError, ValueError) as exc:
         print(f"fruits: error: {exc}", file=sys.stderr)
         code = 2
+    except BrokenPipeError:  # the reader stopped reading (`| head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
+        code = 141  # 128 + SIGPIPE, what a shell reports for a tool stopped by a closed pipe
     sys.exit(code)

@@ -114,3 +114,18 @@ def test_empty_input_folder_is_a_clear_error(fruits, tmp_path):
     assert result.returncode == 2
     assert "no .jpg/.jpeg/.png image" in result.stderr and "1 other files" in result.stderr
     assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_output_into_a_closed_pipe_stops_quietly(tmp_path):
+    """``fruits ... | head -1``: the reader closes the pipe; no traceback, the shell's SIGPIPE status."""
+    import subprocess
+    import sys
+
+    script = ("import sys\nfrom fruits_lib import cli\n"
+              "def flood(args):\n    while True:\n        print('line', flush=True)\n"
+              "cli._fetch = flood\ncli.main(['fetch-weights'])\n")
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.readline()
+    process.stdout.close()  # what `head -1` does once it has its line
+    _, errors = process.communicate(timeout=60)
+    assert process.returncode == 141 and b"Traceback" not in errors and b"BrokenPipe" not in errors, errors
