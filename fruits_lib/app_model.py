@@ -136,6 +136,8 @@ def build_app_model(spark, input_path: str, model_path: str, *, work: str, scene
                     test: float = 0.2, calibration: float = 0.1, exclude_labels=(), overwrite: bool = False,
                     log=print) -> TrainResult:
     """Build the app's model from studio photos under ``input_path`` and publish it at ``model_path``."""
+    if scenes < 0:  # checked here, not only by the command line: a cached set would otherwise be reused
+        raise InputError(f"--scenes must be 0 or more, not {scenes}")
     fs = FileSystem(spark)
     if fs.exists(model_path) and not overwrite:
         raise OutputError(f"{model_path} already exists; choose another --model or pass --overwrite")

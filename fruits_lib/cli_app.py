@@ -119,8 +119,6 @@ def _app_model(args) -> int:
     from fruits_lib.app_model import build_app_model
     from fruits_lib.load import normalize_path
 
-    if args.scenes < 0:
-        raise FruitsError(f"--scenes must be 0 or more, not {args.scenes}")
     excluded = [label.strip() for label in args.exclude_labels.split(",") if label.strip()]
     started = time.time()
     result = build_app_model(spark, normalize_path(args.input), normalize_path(args.model),

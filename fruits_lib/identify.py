@@ -8,7 +8,6 @@ network cannot read get their reason (e.g. "not a readable image"), never a trac
 from __future__ import annotations
 
 import itertools
-import json
 import os
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -78,7 +77,7 @@ def abstain_threshold(spark, model_path: str) -> float:
     fs = FileSystem(spark)
     if not fs.exists(path):
         return 0.0
-    return float((json.loads(fs.read_bytes(path).decode()).get("abstain") or {}).get("threshold", 0.0))
+    return float((fs.read_json(path).get("abstain") or {}).get("threshold", 0.0))
 
 
 def _inputs(spark, targets: list) -> tuple:

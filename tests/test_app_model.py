@@ -83,6 +83,9 @@ def test_recipe_reuses_its_features_and_refuses_an_existing_model(app, spark):
     assert any("reusing" in line for line in lines), lines
     assert "kiwi" not in second.metrics["labels"] and len(second.metrics["labels"]) == 7
     assert second.metrics["recipe"]["excluded_labels"] == ["kiwi"]
+    with pytest.raises(InputError, match="--scenes must be 0 or more"):
+        app_model.build_app_model(spark, str(SAMPLE), str(root / "negative"), work=str(root / "work"), scenes=-1,
+                                  weights="offline", pca_k=8)
     with pytest.raises(InputError, match="no label kiwii"):
         app_model.build_app_model(spark, str(SAMPLE), str(root / "typo"), work=str(root / "work"), scenes=1,
                                   weights="offline", pca_k=8, exclude_labels=["kiwii"])
