@@ -160,18 +160,18 @@ def evaluate(spark, model_path: str, folder: str) -> dict:
 def write_report(report: dict, folder: str) -> str:
     """``report.json`` and ``confusion_matrix.png`` (rows: truth, columns: answer) into a local ``folder``."""
     from fruits_lib import plot
+    from fruits_lib.store import write_atomically
 
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, "report.json"), "w") as handle:
-        json.dump(report, handle, indent=1)
     matrix = report["confusion_matrix"]
     known = report["known"]
     figure = plot.confusion_matrix(matrix["rows_true_columns_predicted"], matrix["labels"],
                                    title=f"real-world check: known named right {known['accuracy'] or 0:.1%}, "
                                          f"unknown answered unknown {report['unknown']['abstained'] or 0:.1%}")
-    with open(os.path.join(folder, "confusion_matrix.png"), "wb") as handle:
-        handle.write(plot.to_png(figure))
+    picture = plot.to_png(figure)
     plot.plt.close(figure)
+    # each file replaced whole (a previous report stays intact until its replacement is written)
+    write_atomically(os.path.join(folder, "confusion_matrix.png"), picture)
+    write_atomically(os.path.join(folder, "report.json"), json.dumps(report, indent=1).encode())
     return os.path.join(folder, "report.json")
 
 

@@ -58,3 +58,16 @@ def test_hard_cases_show_mistakes_then_unknowns(tmp_path):
     cases = evaluate.hard_cases({"answers": answers}, count=6)
     assert [(t, a) for t, a, _ in cases] == [("apple", "kiwi"), ("kiwi", "apple"), ("apple", None),
                                                ("apple", None), ("apple", "apple"), ("apple", "apple")]
+
+
+def test_report_is_written_whole_and_a_failed_one_leaves_the_previous(tmp_path):
+    report = evaluate.score([("s/apple/1__scene.jpg", "apple", "apple"), ("s/kiwi/1__scene.jpg", "kiwi", None)],
+                            ["apple", "kiwi"])
+    written = evaluate.write_report(report, str(tmp_path / "check"))
+    assert json.loads(Path(written).read_text())["known"] == report["known"]
+    assert (tmp_path / "check" / "confusion_matrix.png").read_bytes().startswith(b"\x89PNG")
+    broken = dict(report, confusion_matrix={"labels": ["apple"], "rows_true_columns_predicted": "not a matrix"})
+    with pytest.raises(ValueError):  # the figure cannot be drawn from it
+        evaluate.write_report(broken, str(tmp_path / "check"))
+    assert json.loads(Path(written).read_text()) == report, "the previous report must stay whole"
+    assert sorted(p.name for p in (tmp_path / "check").iterdir()) == ["confusion_matrix.png", "report.json"]
