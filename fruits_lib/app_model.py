@@ -5,7 +5,8 @@ anything is learnt (Fruits-360 films each fruit turning: consecutive frames are 
 block of frames goes to one side only, with all of its scenes); each photo then gives its studio row
 plus ``scenes`` composites (:mod:`fruits_lib.augment`), featurized on Spark like any run and cached
 under ``work`` (keyed by what made them, so a second model, e.g. with classes left out, reuses them).
-The classifier is fitted on the training part, its abstention threshold chosen on the calibration part,
+The classifier is fitted on the training part, its abstention threshold chosen on the calibration part
+(where models fitted without some labels also show how sure the recipe is of fruits it never learnt),
 and every reported figure comes from the test part, touched once.
 """
 
@@ -33,6 +34,7 @@ from fruits_lib.write import FileSystem, join, write_parquet
 FRAMES_PER_BLOCK = 40  # Fruits-360 frames of one fruit held out together (~1/8 of a turn)
 SPLITS = ("train", "calibration", "test")
 PHOTOS_PER_TASK = 128  # small tasks: the progress in images moves every few seconds, the balance stays even
+OPEN_SET_FOLDS = 4  # models fitted without a quarter of the labels each, to measure answers on unlearnt fruits
 
 
 def fruit_group(name: str) -> str:
@@ -78,6 +80,63 @@ def choose_threshold(right, confidence) -> float:
         if best is None or utility > best:
             best, chosen = utility, float(threshold)
     return chosen
+
+
+def threshold_refusing(unknown_confidence, share: float) -> float:
+    """The lowest threshold (a multiple of 0.01) under which at least ``share`` of ``unknown_confidence`` (the
+    highest probability given to photos of fruits the model did not learn) falls: they get "unknown"."""
+    confidence = np.asarray(unknown_confidence, float)
+    if not 0 <= share < 1:
+        raise ValueError(f"the share of unknown fruits to refuse must be in [0, 1), not {share}")
+    if share == 0:
+        return 0.0
+    if not len(confidence):
+        raise ValueError("no photo of an unlearnt fruit to choose the threshold on")
+    for threshold in np.round(np.arange(0.0, 1.001, 0.01), 2):
+        if np.mean(confidence < threshold) >= share:
+            return float(threshold)
+    return 1.0
+
+
+def class_folds(labels, folds: int = OPEN_SET_FOLDS, seed: int = 0) -> list:
+    """``labels`` dealt, in a seeded order, into up to ``folds`` groups; each model of the open-set calibration
+    is fitted without one group and keeps at least two labels."""
+    order = sorted(labels, key=lambda label: (zlib.crc32(f"{seed}/fold/{label}".encode()), label))
+    if len(order) < 3 or folds < 2:  # with fewer, a group would leave fewer than two labels to learn
+        return []
+    count = min(folds, len(order))
+    return [order[i::count] for i in range(count)]
+
+
+def _fit_classifier(training, pca_k: int, reg_param: float):
+    """Centring + PCA, then a multinomial logistic regression, on ``training`` (array ``features``, ``label``):
+    ``(pca, indexer, classifier, projected training rows)``."""
+    pca = reduce.fit_pca(training, "features", "pca", k=pca_k)
+    projected = pca.model.transform(training.withColumn("features", array_to_vector("features"))).drop("features")
+    indexer = StringIndexer(inputCol="label", outputCol="labelIndex", stringOrderType="alphabetAsc").fit(projected)
+    classifier = LogisticRegression(featuresCol="pca", labelCol="labelIndex", family="multinomial", maxIter=200,
+                                    regParam=reg_param, elasticNetParam=0.0).fit(indexer.transform(projected))
+    return pca, indexer, classifier
+
+
+def unknown_confidences(frame, pca_k: int, reg_param: float, seed: int = 0, folds: int = OPEN_SET_FOLDS,
+                        log=print) -> tuple:
+    """How sure the recipe is of fruits it never learnt: for each group of :func:`class_folds`, the recipe's
+    classifier fitted on the training rows of the other labels answers the calibration rows of the group.
+    ``(highest probabilities, groups)``; no model (and no figure) with fewer than 3 labels."""
+    labels = sorted(row["label"] for row in frame.select("label").distinct().collect())
+    groups = class_folds(labels, folds, seed)
+    confidences = []
+    for number, left_out in enumerate(groups, 1):
+        training = frame.filter((F.col("split") == "train") & ~F.col("label").isin(left_out))
+        pca, _, classifier = _fit_classifier(training, pca_k, reg_param)
+        unseen = frame.filter((F.col("split") == "calibration") & F.col("label").isin(left_out))
+        answered = classifier.transform(pca.model.transform(unseen.withColumn("features", array_to_vector("features"))))
+        found = answered.select(F.array_max(vector_to_array("probability")).alias("p")).toPandas()["p"].to_numpy()
+        log(f"      model {number}/{len(groups)} without {', '.join(left_out)}: {len(found)} calibration images, "
+            f"median highest probability {np.median(found) if len(found) else float('nan'):.2f}")
+        confidences.append(found)
+    return (np.concatenate(confidences) if confidences else np.zeros(0)), groups
 
 
 def _code_digest(*modules) -> str:
@@ -133,11 +192,16 @@ def _features(spark, input_path: str, work: str, featurizer: ImageFeaturizer, sc
 
 def build_app_model(spark, input_path: str, model_path: str, *, work: str, scenes: int = 2, seed: int = 0,
                     weights: str = "offline", image_size: int = 224, pca_k: int = 256, reg_param: float = 0.001,
-                    test: float = 0.2, calibration: float = 0.1, exclude_labels=(), overwrite: bool = False,
-                    log=print) -> TrainResult:
-    """Build the app's model from studio photos under ``input_path`` and publish it at ``model_path``."""
+                    test: float = 0.2, calibration: float = 0.1, exclude_labels=(), refuse_unknown: float = 0.6,
+                    overwrite: bool = False, log=print) -> TrainResult:
+    """Build the app's model from studio photos under ``input_path`` and publish it at ``model_path``.
+
+    ``refuse_unknown``: the share of photos of fruits outside the labels that should get "unknown", as
+    measured by :func:`unknown_confidences` (0: the threshold only weighs right against wrong answers)."""
     if scenes < 0:  # checked here, not only by the command line: a cached set would otherwise be reused
         raise InputError(f"--scenes must be 0 or more, not {scenes}")
+    if not 0 <= refuse_unknown < 1:
+        raise InputError(f"--refuse-unknown must be in [0, 1), not {refuse_unknown}")
     fs = FileSystem(spark)
     if fs.exists(model_path) and not overwrite:
         raise OutputError(f"{model_path} already exists; choose another --model or pass --overwrite")
@@ -167,16 +231,17 @@ def build_app_model(spark, input_path: str, model_path: str, *, work: str, scene
               frame.groupBy("split", (F.col(augment.VIEW_COL) == "studio").alias("studio")).count().collect()}
     training = frame.filter(F.col("split") == "train")
     n_train = counts.get(("train", True), 0) + counts.get(("train", False), 0)
-    log(f"[2/4] PCA (k = {pca_k}) on {n_train} training images ({len(groups)} labels"
-        + (f"; left out: {', '.join(excluded)}" if excluded else "") + ")")
-    pca = reduce.fit_pca(training, "features", "pca", k=pca_k)
+    log(f"[2/4] PCA (k = {pca_k}) + logistic regression (regParam {reg_param}) on {n_train} training images "
+        f"({len(groups)} labels" + (f"; left out: {', '.join(excluded)}" if excluded else "") + ")")
+    pca, indexer, classifier = _fit_classifier(training, pca_k, reg_param)
     projected = pca.model.transform(frame.withColumn("features", array_to_vector("features"))).drop("features")
     projected = projected.cache()
-    training = projected.filter(F.col("split") == "train")
-    log(f"[3/4] logistic regression (regParam {reg_param}) on {n_train} images")
-    indexer = StringIndexer(inputCol="label", outputCol="labelIndex", stringOrderType="alphabetAsc").fit(training)
-    classifier = LogisticRegression(featuresCol="pca", labelCol="labelIndex", family="multinomial", maxIter=200,
-                                    regParam=reg_param, elasticNetParam=0.0).fit(indexer.transform(training))
+    if refuse_unknown > 0:
+        log("[3/4] open-set calibration: the same recipe without some labels, on their calibration images")
+        unknown, folds = unknown_confidences(frame, pca_k, reg_param, seed, log=log)
+    else:
+        unknown, folds = np.zeros(0), []
+        log("[3/4] open-set calibration: skipped (--refuse-unknown 0)")
     labels = list(indexer.labels)
     decoder = IndexToString(inputCol="prediction", outputCol=PREDICTED, labels=labels)
     model = PipelineModel([featurizer, *pca.model.stages, classifier, decoder])
@@ -186,7 +251,9 @@ def build_app_model(spark, input_path: str, model_path: str, *, work: str, scene
                        F.array_max(vector_to_array("probability")).alias("probability")).toPandas()
     rows = rows.sort_values("path").reset_index(drop=True)
     calibrating = rows[rows["split"] == "calibration"]
-    threshold = choose_threshold(calibrating["label"] == calibrating["predicted"], calibrating["probability"])
+    weighed = choose_threshold(calibrating["label"] == calibrating["predicted"], calibrating["probability"])
+    refusing = threshold_refusing(unknown, refuse_unknown) if len(unknown) else 0.0
+    threshold = max(weighed, refusing)
     rows["answer"] = rows["predicted"].where(rows["probability"] >= threshold, "unknown")
     test_rows = rows[rows["split"] == "test"]
     metrics = {"labels": labels, "threshold": threshold}
@@ -203,7 +270,9 @@ def build_app_model(spark, input_path: str, model_path: str, *, work: str, scene
                          "per_class": named["per_class"], "confusion_matrix": named["confusion_matrix"]}
         shown.append(f"test {view}: top-1 {metrics[view]['top1']:.4f}, named right "
                      f"{named['accuracy']:.4f}, unknown {metrics[view]['abstained']:.1%}")
-    log(f"[4/4] threshold {threshold:.2f}; " + "; ".join(shown))
+    refused = f", unknown fruits {float(np.mean(unknown < threshold)):.1%} unknown" if len(unknown) else ""
+    log(f"[4/4] threshold {threshold:.2f} (right minus wrong: {weighed:.2f}, refusing {refuse_unknown:.0%} of "
+        f"unlearnt fruits: {refusing:.2f}){refused}; " + "; ".join(shown))
     studio = metrics["studio"]
     saved = {
         **classification_metrics(labels + ["unknown"], test_rows["label"], test_rows["answer"]),
@@ -211,13 +280,20 @@ def build_app_model(spark, input_path: str, model_path: str, *, work: str, scene
         "labels": labels, "k": int(pca.k), "n_train": int(n_train),
         "n_test": int(len(test_rows)), "n_calibration": int((rows["split"] == "calibration").sum()),
         "recipe": {"input": input_path, "scenes_per_photo": scenes, "seed": seed, "excluded_labels": excluded,
+                   "refuse_unknown": refuse_unknown,
                    "features": key, "split": f"by fruit: blocks of {FRAMES_PER_BLOCK} frames, {test:.0%} test, "
                                              f"{calibration:.0%} calibration, seeded hash per label"},
         "classifier": {"family": "multinomial", "regParam": reg_param, "maxIter": 200},
         "abstain": {"threshold": threshold, "score": "the highest class probability",
-                    "rule": "answer only when the highest probability reaches the threshold; the threshold (step "
-                            "0.01) maximises right answers minus wrong answers (an abstention counts 0) on the "
-                            "calibration split (studio photos and their scenes)",
+                    "rule": "answer only when the highest probability reaches the threshold, the higher (step 0.01) "
+                            "of: the one maximising right answers minus wrong answers (an abstention counts 0) on "
+                            "the calibration split (studio photos and their scenes), and the lowest one under which "
+                            "refuse_unknown of the calibration images of labels left out of a model fitted without "
+                            "them fall (open-set calibration)",
+                    "threshold_right_minus_wrong": weighed, "threshold_refusing_unknown": refusing,
+                    "refuse_unknown": refuse_unknown,
+                    "open_set": {"models": len(folds), "left_out": folds, "photos": int(len(unknown)),
+                                 "refused": round(float(np.mean(unknown < threshold)), 6) if len(unknown) else None},
                     "calibration_photos": int(len(calibrating)),
                     "calibration_named_right": round(float(np.mean((calibrating["label"] == calibrating["predicted"])
                                                                    & (calibrating["probability"] >= threshold))), 6),

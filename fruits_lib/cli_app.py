@@ -34,6 +34,9 @@ def _add_app_model_command(commands, prog: str) -> None:
     app.add_argument("--seed", type=int, default=0, help="seed of the split and the scenes (default: 0)")
     app.add_argument("--pca-k", type=_positive, default=256, help="PCA components (default: 256)")
     app.add_argument("--reg-param", type=float, default=0.001, help="L2 strength of the classifier (default: 0.001)")
+    app.add_argument("--refuse-unknown", type=float, default=0.6,
+                     help="share of photos of fruits outside the labels that should get unknown, measured with "
+                          "models fitted without some labels; it raises the threshold (default: 0.6; 0: off)")
     app.add_argument("--exclude-labels", default="",
                      help="comma-separated labels to leave out (e.g. to measure how unknown fruits are answered)")
     app.add_argument("--overwrite", action="store_true", help="replace a model already at MODEL")
@@ -124,7 +127,8 @@ def _app_model(args) -> int:
     result = build_app_model(spark, normalize_path(args.input), normalize_path(args.model),
                              work=normalize_path(args.work), scenes=args.scenes, seed=args.seed,
                              weights=args.weights, pca_k=args.pca_k, reg_param=args.reg_param,
-                             exclude_labels=excluded, overwrite=args.overwrite,
+                             exclude_labels=excluded, refuse_unknown=args.refuse_unknown,
+                             overwrite=args.overwrite,
                              log=lambda message: print(message, flush=True))
     metrics = result.metrics
     print(f"model saved at {result.model_path} in {time.time() - started:.0f} s: {len(metrics['labels'])} labels, "

@@ -33,9 +33,10 @@ def app_slide(deck, src: Sources):
         table(slide, Box(0.5, BODY_TOP, 7.6, 3.6), rows, widths=[4.4, 1.6, 1.6], size=13)
     studio = field(src.app_metrics, "test_studio.top1", "app metrics")
     threshold = field(src.app_metrics, "abstain.threshold", "app metrics")
+    refused = field(src.app_metrics, "abstain.open_set.refused", "app metrics")
     text(slide, Box(0.5, BODY_TOP + 3.8, 7.6, 1.6), [
         f"Held-out studio photos (split by fruit): top-1 {_pct(studio)}; unknown under probability "
-        f"{fmt(threshold, '.2f')}.",
+        f"{fmt(threshold, '.2f')} (refuses {_pct(refused)} of the fruits left out in calibration).",
         f"Fruits left out of training (open-set model): {_pct(field(open_set, 'unknown.abstained', 'open-set'))} "
         "answered unknown.",
         "Scenes: fruit cut out of its white sheet, composited on textures and PyPI-shipped photos, on Spark.",

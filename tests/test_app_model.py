@@ -42,6 +42,28 @@ def test_threshold_answers_only_where_right_answers_outnumber_wrong_ones():
         app_model.choose_threshold([], [])
 
 
+def test_open_set_threshold_refuses_the_asked_share_of_unlearnt_fruits():
+    confidence = np.linspace(0.005, 0.995, 100)  # photos of fruits a model did not learn: how sure it was
+    assert app_model.threshold_refusing(confidence, 0.6) == 0.6, "60 of the 100 fall under 0.60"
+    assert app_model.threshold_refusing(confidence, 0.0) == 0.0, "0: no open-set rule"
+    assert app_model.threshold_refusing(np.full(10, 0.999), 0.5) == 1.0, "sure of them all: only 1.0 refuses"
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        app_model.threshold_refusing(confidence, 1.0)
+    with pytest.raises(ValueError, match="no photo of an unlearnt fruit"):
+        app_model.threshold_refusing([], 0.5)
+
+
+def test_class_folds_leave_each_label_out_once_and_keep_two():
+    labels = [f"fruit {i}" for i in range(33)]
+    folds = app_model.class_folds(labels, 4, seed=0)
+    assert len(folds) == 4 and sorted(sum(folds, [])) == sorted(labels), "every label left out exactly once"
+    assert max(map(len, folds)) - min(map(len, folds)) <= 1
+    assert app_model.class_folds(labels, 4, seed=0) == folds and app_model.class_folds(labels, 4, seed=1) != folds
+    assert sorted(app_model.class_folds(["a", "b", "c"], 4)) == [["a"], ["b"], ["c"]], "each model keeps two"
+    assert app_model.class_folds(["a", "b"], 4) == [], "two labels: a model without one would learn one label"
+    assert app_model.class_folds(labels, 1) == [], "one group would be every label"
+
+
 @pytest.fixture(scope="module")
 def app(spark, tmp_path_factory):
     """The recipe on data_sample/ (8 labels x 20 photos, one scene each): ``(model folder, work, log)``."""
@@ -58,7 +80,13 @@ def test_recipe_saves_a_model_with_its_threshold_and_every_figure(app):
     metrics = json.loads((root / "model" / "metrics.json").read_text())
     assert 0.0 <= metrics["abstain"]["threshold"] < 1.0
     assert metrics["abstain"]["threshold"] == result.metrics["abstain"]["threshold"]
-    assert "calibration" in metrics["abstain"]["rule"] and metrics["abstain"]["calibration_photos"] == 8 * 2 * 2
+    abstain = metrics["abstain"]
+    assert "calibration" in abstain["rule"] and abstain["calibration_photos"] == 8 * 2 * 2
+    # open-set calibration: 4 models, each without 2 of the 8 labels, answered those labels' calibration images
+    assert abstain["open_set"]["models"] == 4 and sorted(sum(abstain["open_set"]["left_out"], [])) == metrics["labels"]
+    assert abstain["open_set"]["photos"] == 8 * 2 * 2, "every label's calibration images, by the model without it"
+    assert abstain["threshold"] == max(abstain["threshold_right_minus_wrong"], abstain["threshold_refusing_unknown"])
+    assert abstain["refuse_unknown"] == 0.6 and abstain["open_set"]["refused"] >= 0.6
     assert metrics["recipe"]["scenes_per_photo"] == 1
     studio, scenes = metrics["test_studio"], metrics["test_scenes"]
     assert studio["n"] == scenes["n"] == 8 * 4, "4 of each label's 20 photos are test, each with its scene"
