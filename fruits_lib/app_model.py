@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import zlib
+from multiprocessing.pool import ThreadPool
 
 import numpy as np
 from pyspark.ml import PipelineModel
@@ -126,16 +127,21 @@ def unknown_confidences(frame, pca_k: int, reg_param: float, seed: int = 0, fold
     ``(highest probabilities, groups)``; no model (and no figure) with fewer than 3 labels."""
     labels = sorted(row["label"] for row in frame.select("label").distinct().collect())
     groups = class_folds(labels, folds, seed)
-    confidences = []
-    for number, left_out in enumerate(groups, 1):
+
+    def answer(left_out):
         training = frame.filter((F.col("split") == "train") & ~F.col("label").isin(left_out))
         pca, _, classifier = _fit_classifier(training, pca_k, reg_param)
         unseen = frame.filter((F.col("split") == "calibration") & F.col("label").isin(left_out))
         answered = classifier.transform(pca.model.transform(unseen.withColumn("features", array_to_vector("features"))))
-        found = answered.select(F.array_max(vector_to_array("probability")).alias("p")).toPandas()["p"].to_numpy()
+        return answered.select(F.array_max(vector_to_array("probability")).alias("p")).toPandas()["p"].to_numpy()
+
+    # The models are fitted from threads, as pyspark.ml.tuning.CrossValidator(parallelism=) does: Spark runs
+    # their jobs side by side, so the driver's per-iteration round trips overlap (most of the time on small data).
+    with ThreadPool(max(1, len(groups))) as pool:
+        confidences = pool.map(answer, groups)
+    for number, (left_out, found) in enumerate(zip(groups, confidences), 1):
         log(f"      model {number}/{len(groups)} without {', '.join(left_out)}: {len(found)} calibration images, "
             f"median highest probability {np.median(found) if len(found) else float('nan'):.2f}")
-        confidences.append(found)
     return (np.concatenate(confidences) if confidences else np.zeros(0)), groups
 
 

@@ -107,10 +107,12 @@ def test_recipe_reuses_its_features_and_refuses_an_existing_model(app, spark):
     lines = []
     second = app_model.build_app_model(spark, str(SAMPLE), str(root / "open"), work=str(root / "work"),
                                        scenes=1, weights="offline", pca_k=8, exclude_labels=["kiwi"],
-                                       log=lines.append)
+                                       refuse_unknown=0, log=lines.append)  # open-set: tested above
     assert any("reusing" in line for line in lines), lines
     assert "kiwi" not in second.metrics["labels"] and len(second.metrics["labels"]) == 7
     assert second.metrics["recipe"]["excluded_labels"] == ["kiwi"]
+    assert second.metrics["abstain"]["open_set"]["models"] == 0, "--refuse-unknown 0: no open-set model"
+    assert second.metrics["abstain"]["threshold"] == second.metrics["abstain"]["threshold_right_minus_wrong"]
     with pytest.raises(InputError, match="--scenes must be 0 or more"):
         app_model.build_app_model(spark, str(SAMPLE), str(root / "negative"), work=str(root / "work"), scenes=-1,
                                   weights="offline", pca_k=8)
