@@ -27,7 +27,8 @@ from bench.report import _machine
 from bench.runner import DEFAULT_INPUT, _load, _resolve_input, run_timed
 
 ENGINES = ("chain", "chain_int8", "plain_litert", "plain_litert_int8", "ray", "daft")
-TARGETS = {  # issue 22, 224 px float32, same run; the 20k targets need --scale data
+SCALE_N = 20000  # photos from which the scale targets apply (an --input made by `fruits make-sample --augment`)
+TARGETS = {  # issue 22, 224 px float32, same run; at SCALE_N photos the wall target is 1.1
     "chain_featurize_over_plain_loop": (">=", 0.90),
     "chain_wall_over_plain_loop_wall": ("<=", 1.5),
     "chain_images_per_s_over_ray": (">=", 1.0),
@@ -119,7 +120,10 @@ def round_ratios(runs: dict) -> dict:
         ratios["int8_chain_wall_speedup"] = chain["wall_s"] / runs["chain_int8"]["wall_s"]
     if plain and runs.get("plain_litert_int8"):
         ratios["int8_plain_loop_speedup"] = runs["plain_litert_int8"]["images_per_s_loop"] / plain["images_per_s_loop"]
-    return {name: (_ratio(value, TARGETS[name]) if name in TARGETS else {"value": round(value, 3)})
+    targets = dict(TARGETS)
+    if chain and chain["n"] >= SCALE_N:  # issue 22: at 20k the chain's wall must come within 1.1x the loop's
+        targets["chain_wall_over_plain_loop_wall"] = ("<=", 1.1)
+    return {name: (_ratio(value, targets[name]) if name in targets else {"value": round(value, 3)})
             for name, value in ratios.items()}
 
 

@@ -52,7 +52,7 @@ def test_clock_reports_every_step(tmp_path):
 
 
 def test_round_ratios_use_one_rounds_runs_with_verdicts():
-    runs = {"chain": {"wall_s": 30.0, "images_per_s_featurize_stage": 90.0},
+    runs = {"chain": {"n": 1962, "wall_s": 30.0, "images_per_s_featurize_stage": 90.0},
             "chain_int8": {"wall_s": 24.0, "images_per_s_featurize_stage": 144.0},
             "plain_litert": {"wall_s": 25.0, "images_per_s_loop": 100.0},
             "ray": {"wall_s": 60.0}}
@@ -64,6 +64,9 @@ def test_round_ratios_use_one_rounds_runs_with_verdicts():
     assert "chain_images_per_s_over_daft" not in ratios  # skipped engine: no figure, never a made-up one
     runs["plain_litert"]["wall_s"] = 15.0
     assert round_ratios(runs)["chain_wall_over_plain_loop_wall"]["verdict"] == "FAIL"
+    runs["plain_litert"]["wall_s"] = 25.0
+    runs["chain"]["n"] = 20000  # at 20k the wall target is 1.1: the same 1.2 fails
+    assert round_ratios(runs)["chain_wall_over_plain_loop_wall"] == {"value": 1.2, "target": "<= 1.1", "verdict": "FAIL"}
 
 
 def test_int8_holdout_blocks_and_calibration_are_deterministic(tmp_path):

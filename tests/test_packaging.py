@@ -91,3 +91,18 @@ def test_installed_wheel_runs_the_chain_on_data_sample(wheel, tmp_path):
     summary = json.loads((output / "summary.json").read_text())
     assert summary["images_in"] == summary["images_ok"] == 160 and summary["engine"] == "tflite"
     assert summary["versions"]["fruits_lib"] == "0.1.0"
+
+
+def test_the_bench_requirements_resolve_with_the_pinned_stack():
+    """``make bench`` installs requirements-bench.txt (Ray Data, Daft) on top of the product's pins: a pin that
+    a peer's own requirements exclude (tqdm 4.70 against daft's tqdm<4.68) must fail here, not in the bench."""
+    uv = Path(sys.executable).parent / "uv"
+    if not uv.exists():
+        pytest.fail("uv is missing from the venv (make setup installs it)")
+    root = Path(__file__).resolve().parents[1]
+    resolved = subprocess.run([str(uv), "pip", "compile", "--quiet", "--python-version", "3.11",
+                               str(root / "requirements-bench.txt")], capture_output=True, text=True, cwd=root,
+                              timeout=300)
+    assert resolved.returncode == 0, resolved.stderr[-2000:]
+    pins = dict(line.split("==", 1) for line in resolved.stdout.splitlines() if "==" in line and not line.startswith("#"))
+    assert pins.get("daft") == "0.7.26" and pins.get("ray") == "2.60.0", "the peers at their pinned versions"
