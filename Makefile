@@ -79,9 +79,14 @@ bench: bench-deps
 	$(JVM_ARCHIVE) $(BIN)/python -m bench
 	$(JVM_ARCHIVE) $(BIN)/python -m bench --peers
 
-# Issue 10's scale run (~35 min on 2 cores): 5k/20k/50k augmented photos: bench/scale.json and bench/scale.png.
-bench-scale: setup
+# Issue 10's scale run (~35 min on 2 cores): 5k/20k/50k augmented photos: bench/scale.json and bench/scale.png;
+# then issue 22's peers on 20,000 augmented photos (~12 min): bench/peers-20k.json, .png, results.json's "peers-20k".
+PEERS_20K ?= bench/work/peers-20k-data
+bench-scale: bench-deps
 	$(JVM_ARCHIVE) $(BIN)/python -m bench --scale
+	test -f $(PEERS_20K)/_augment.json || $(BIN)/python -m fruits_lib make-sample --from ../shared/data/fruits360-subset/Training \
+	  --augment --count 20000 --seed 0 --output $(PEERS_20K)
+	$(JVM_ARCHIVE) $(BIN)/python -m bench --peers --input $(PEERS_20K) --rounds 1 --name peers-20k
 
 clean:
 	rm -rf output reports bench/work .pytest_cache

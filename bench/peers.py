@@ -205,17 +205,19 @@ def main(argv=None) -> None:
     parser.add_argument("--skip", default="", help="comma-separated engines to leave out (ray, daft, int8, ...)")
     parser.add_argument("--peer-timeout", type=float, default=1800, help="seconds before a peer is declared hung")
     parser.add_argument("--note", default="", help="what else ran on the machine meanwhile")
+    parser.add_argument("--name", default="peers",
+                        help="<out>/<name>.json, <out>/<name>.png and results.json's <name> entry (default: peers)")
     args = parser.parse_args(argv)
     started = datetime.now(timezone.utc)
     results = {"started_at": started.isoformat(timespec="seconds"), "load_before": _load(), "machine": _machine(),
                "note": args.note, **measure(args)}
     results["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     out = Path(args.out)
-    (out / "peers.json").write_text(json.dumps(results, indent=1) + "\n")
-    plot(results, out / "peers.png")
+    (out / f"{args.name}.json").write_text(json.dumps(results, indent=1) + "\n")
+    plot(results, out / f"{args.name}.png")
     combined = out / "results.json"
     document = json.loads(combined.read_text()) if combined.exists() else {}
-    document["peers"] = {"source": "python -m bench --peers (bench/peers.json has every run)",
+    document[args.name] = {"source": f"python -m bench --peers (bench/{args.name}.json has every run)",
                          "started_at": results["started_at"], "finished_at": results["finished_at"],
                          "note": args.note, "rounds": [{"round": r["round"], "ratios": r["ratios"]}
                                                        for r in results["rounds"]]}
@@ -227,7 +229,7 @@ def main(argv=None) -> None:
                   f"peak RSS {run['peak_tree_rss_bytes'] / 2**30:.2f} GiB")
         for name, ratio in record["ratios"].items():
             print(f"  {name:40s} {ratio['value']}  {ratio.get('target', '')} {ratio.get('verdict', '')}")
-    print(f"wrote {out / 'peers.json'}, {out / 'peers.png'} and the peers entry of {combined}")
+    print(f"wrote {out / (args.name + '.json')}, {out / (args.name + '.png')} and the {args.name} entry of {combined}")
 
 
 if __name__ == "__main__":
