@@ -41,12 +41,15 @@ lint:
 
 # Three pytest runs side by side, each with the Spark master its tests need (tests/conftest.py): the suite on
 # local[2] (one JVM); the tests marked `cluster` on local-cluster[2,1,1024] (two executor JVMs, as on EMR); and
-# the files whose tests spend their time in processes of their own (the bench's run, the notebooks' kernels:
-# PROCESS_TESTS), which use the CPU the main run leaves idle while it waits on Spark jobs (what conftest's
-# background jobs did before; now plain tests, overlapped here). The main run prints as it goes, the other two
-# runs' output follows it. make test fails if any fails; pytest's exit 5 (no test collected) is turned into an
-# explicit failure: no test is no proof.
-PROCESS_TESTS := tests/test_bench.py tests/test_notebooks.py
+# the files whose tests spend their time in processes of their own (PROCESS_TESTS: the bench's run, the
+# notebooks' kernels, the installed wheel's run), which use the CPU the
+# main run leaves idle while it waits on Spark jobs (what conftest's background jobs did before; now plain
+# tests, overlapped here), and test_app_model.py (the app recipe's 5 fits; its own Spark session): moved from
+# the main run, the longest, to balance the two (06 Dec, quiet: main 589 s / processes 334 s before; 431 /
+# 364 s with test_app_model moved). The main run prints as it goes, the other two runs' output follows it.
+# make test fails if any fails; pytest's exit 5 (no test collected) is turned into an explicit failure: no
+# test is no proof.
+PROCESS_TESTS := tests/test_bench.py tests/test_notebooks.py tests/test_packaging.py tests/test_app_model.py
 test: setup lint
 	@export $(JVM_ARCHIVE); logs=$$(mktemp -d); \
 	echo "make test: pytest -m cluster and pytest $(PROCESS_TESTS), beside the main run (their output follows)"; \
