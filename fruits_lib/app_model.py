@@ -111,7 +111,7 @@ def class_folds(labels, folds: int = OPEN_SET_FOLDS, seed: int = 0) -> list:
 
 def _fit_classifier(training, pca_k: int, reg_param: float):
     """Centring + PCA, then a multinomial logistic regression, on ``training`` (array ``features``, ``label``):
-    ``(pca, indexer, classifier, projected training rows)``."""
+    ``(pca, indexer, classifier)``."""
     pca = reduce.fit_pca(training, "features", "pca", k=pca_k)
     projected = pca.model.transform(training.withColumn("features", array_to_vector("features"))).drop("features")
     indexer = StringIndexer(inputCol="label", outputCol="labelIndex", stringOrderType="alphabetAsc").fit(projected)
@@ -240,8 +240,6 @@ def build_app_model(spark, input_path: str, model_path: str, *, work: str, scene
     log(f"[2/4] PCA (k = {pca_k}) + logistic regression (regParam {reg_param}) on {n_train} training images "
         f"({len(groups)} labels" + (f"; left out: {', '.join(excluded)}" if excluded else "") + ")")
     pca, indexer, classifier = _fit_classifier(training, pca_k, reg_param)
-    projected = pca.model.transform(frame.withColumn("features", array_to_vector("features"))).drop("features")
-    projected = projected.cache()
     if refuse_unknown > 0:
         log("[3/4] open-set calibration: the same recipe without some labels, on their calibration images")
         unknown, folds = unknown_confidences(frame, pca_k, reg_param, seed, log=log)
@@ -252,7 +250,8 @@ def build_app_model(spark, input_path: str, model_path: str, *, work: str, scene
     decoder = IndexToString(inputCol="prediction", outputCol=PREDICTED, labels=labels)
     model = PipelineModel([featurizer, *pca.model.stages, classifier, decoder])
 
-    held = decoder.transform(classifier.transform(projected.filter(F.col("split") != "train")))
+    held_out = frame.filter(F.col("split") != "train").withColumn("features", array_to_vector("features"))
+    held = decoder.transform(classifier.transform(pca.model.transform(held_out)))
     rows = held.select("path", "label", "split", augment.VIEW_COL, F.col(PREDICTED).alias("predicted"),
                        F.array_max(vector_to_array("probability")).alias("probability")).toPandas()
     rows = rows.sort_values("path").reset_index(drop=True)
@@ -312,5 +311,4 @@ def build_app_model(spark, input_path: str, model_path: str, *, work: str, scene
     }
     saved_rows = rows.rename(columns={augment.VIEW_COL: "view"})
     _publish(spark, fs, model, saved, saved_rows, model_path, overwrite)
-    projected.unpersist()
     return TrainResult(model, saved, saved_rows, model_path)
