@@ -26,7 +26,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from fruits_lib import backgrounds
-from fruits_lib.featurize import _int_between, _one_of  # Spark-ML-style validating typeConverters
+from fruits_lib.params import int_between, one_of
 
 WHITE_LEVEL = 228  # a pixel whose every channel is above this may be the studio's white sheet
 VIEW_COL = "view"  # "studio" for the photo itself, "scene-<i>" for its composites
@@ -204,11 +204,11 @@ class _AugmenterParams(HasInputCol, HasSeed):
     """The augmenter's params, validated when set (typeConverter) and read through typed getters."""
 
     scenesPerImage = Param(Params._dummy(), "scenesPerImage", "scenes made from each photo (0: none)",
-                           typeConverter=_int_between("scenesPerImage", 0, 1000))
+                           typeConverter=int_between("scenesPerImage", 0, 1000))
     imageSize = Param(Params._dummy(), "imageSize", "side in pixels of each scene",
-                      typeConverter=_int_between("imageSize", 32, 1024, " pixels"))
+                      typeConverter=int_between("imageSize", 32, 1024, " pixels"))
     backgrounds = Param(Params._dummy(), "backgrounds", "which backgrounds: train or heldout",
-                        typeConverter=_one_of("backgrounds", backgrounds.SPLITS))
+                        typeConverter=one_of("backgrounds", backgrounds.SPLITS))
     keepOriginal = Param(Params._dummy(), "keepOriginal", "keep each photo's own row (view = studio)",
                          typeConverter=TypeConverters.toBoolean)
 

@@ -39,6 +39,7 @@ from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, Str
 
 from fruits_lib.errors import TamperedModelError
 from fruits_lib.image import featurize_images
+from fruits_lib.params import int_between, one_of
 from fruits_lib.tflite import configure_tensorflow, tensorflow_version, tflite_model, tflite_predict
 from fruits_lib.weights import Weights, build_model, resolve_weights, weights_sha256
 from fruits_lib.write import FileSystem, join
@@ -152,25 +153,6 @@ def broadcast_model(spark: SparkSession, weights: Weights, engine: str, image_si
     return _BROADCASTS[key]
 
 
-def _checked(convert, valid, expected: str):
-    """A typeConverter: Spark's ``convert``, then a one-line ValueError unless ``valid(value)``."""
-    def converter(value):
-        value = convert(value)
-        if not valid(value):
-            raise ValueError(f"{expected}, not {value!r}")
-        return value
-    return converter
-
-
-def _one_of(name: str, allowed: tuple):
-    return _checked(TypeConverters.toString, allowed.__contains__,
-                    f"{name} must be {', '.join(allowed[:-1])} or {allowed[-1]}")
-
-
-def _int_between(name: str, low: int, high: int, unit: str = ""):
-    return _checked(TypeConverters.toInt, lambda v: low <= v <= high, f"{name} must be between {low} and {high}{unit}")
-
-
 class _FeaturizerParams(HasInputCol, HasOutputCol):
     """The featurizer's params, validated when set (typeConverter) and read through typed getters."""
 
@@ -180,20 +162,20 @@ class _FeaturizerParams(HasInputCol, HasOutputCol):
                           "sha256 of the weights; set on first use, checked afterwards",
                           typeConverter=TypeConverters.toString)
     imageSize = Param(Params._dummy(), "imageSize", "side in pixels of the square network input",
-                      typeConverter=_int_between("imageSize", 32, 1024, " pixels"))
+                      typeConverter=int_between("imageSize", 32, 1024, " pixels"))
     batchSize = Param(Params._dummy(), "batchSize", "images per inference batch",
-                      typeConverter=_int_between("batchSize", 1, 100_000))
+                      typeConverter=int_between("batchSize", 1, 100_000))
     errorCol = Param(Params._dummy(), "errorCol", "column for the reason an image failed",
                      typeConverter=TypeConverters.toString)
     handleInvalid = Param(Params._dummy(), "handleInvalid", "undecodable images: keep, skip or error",
-                          typeConverter=_one_of("handleInvalid", HANDLE_INVALID))
+                          typeConverter=one_of("handleInvalid", HANDLE_INVALID))
     engine = Param(Params._dummy(), "engine", "tflite (XNNPACK, fastest on CPU) or keras (predict_on_batch)",
-                   typeConverter=_one_of("engine", ENGINES))
+                   typeConverter=one_of("engine", ENGINES))
     precision = Param(Params._dummy(), "precision",
                       "tflite engine: float32, or int8 (quantized, calibrated on the first dataset transformed)",
-                      typeConverter=_one_of("precision", PRECISIONS))
+                      typeConverter=one_of("precision", PRECISIONS))
     tfThreads = Param(Params._dummy(), "tfThreads", "inference threads per Python worker; 0 means spark.task.cpus",
-                      typeConverter=_int_between("tfThreads", 0, 1024))
+                      typeConverter=int_between("tfThreads", 0, 1024))
 
     def getWeights(self) -> str:
         return self.getOrDefault(self.weights)
