@@ -36,6 +36,7 @@ FRAMES_PER_BLOCK = 40  # Fruits-360 frames of one fruit held out together (~1/8 
 SPLITS = ("train", "calibration", "test")
 PHOTOS_PER_TASK = 128  # small tasks: the progress in images moves every few seconds, the balance stays even
 OPEN_SET_FOLDS = 4  # models fitted without a quarter of the labels each, to measure answers on unlearnt fruits
+THRESHOLDS = np.round(np.arange(0.0, 1.001, 0.01), 2)  # the abstention thresholds tried, lowest first
 
 
 def fruit_group(name: str) -> str:
@@ -75,7 +76,7 @@ def choose_threshold(right, confidence) -> float:
     if not len(right):
         raise ValueError("no calibration photo to choose the threshold on")
     best, chosen = None, 0.0
-    for threshold in np.round(np.arange(0.0, 1.001, 0.01), 2):
+    for threshold in THRESHOLDS:
         answered = confidence >= threshold
         utility = int(np.sum(answered & right)) - int(np.sum(answered & ~right))
         if best is None or utility > best:
@@ -93,7 +94,7 @@ def threshold_refusing(unknown_confidence, share: float) -> float:
         return 0.0
     if not len(confidence):
         raise ValueError("no photo of an unlearnt fruit to choose the threshold on")
-    for threshold in np.round(np.arange(0.0, 1.001, 0.01), 2):
+    for threshold in THRESHOLDS:
         if np.mean(confidence < threshold) >= share:
             return float(threshold)
     return 1.0
@@ -120,13 +121,13 @@ def _fit_classifier(training, pca_k: int, reg_param: float):
     return pca, indexer, classifier
 
 
-def unknown_confidences(frame, pca_k: int, reg_param: float, seed: int = 0, folds: int = OPEN_SET_FOLDS,
+def unknown_confidences(frame, labels, pca_k: int, reg_param: float, seed: int = 0, folds: int = OPEN_SET_FOLDS,
                         log=print) -> tuple:
-    """How sure the recipe is of fruits it never learnt: for each group of :func:`class_folds`, the recipe's
-    classifier fitted on the training rows of the other labels answers the calibration rows of the group.
-    ``(highest probabilities, groups)``; no model (and no figure) with fewer than 3 labels."""
-    labels = sorted(row["label"] for row in frame.select("label").distinct().collect())
-    groups = class_folds(labels, folds, seed)
+    """How sure the recipe is of fruits it never learnt: for each group of :func:`class_folds` of ``labels``
+    (those of ``frame``), the recipe's classifier fitted on the training rows of the other labels answers the
+    calibration rows of the group. ``(highest probabilities, groups)``; no model (and no figure) with fewer
+    than 3 labels."""
+    groups = class_folds(sorted(labels), folds, seed)
 
     def answer(left_out):
         training = frame.filter((F.col("split") == "train") & ~F.col("label").isin(left_out))
@@ -242,7 +243,7 @@ def build_app_model(spark, input_path: str, model_path: str, *, work: str, scene
     pca, indexer, classifier = _fit_classifier(training, pca_k, reg_param)
     if refuse_unknown > 0:
         log("[3/4] open-set calibration: the same recipe without some labels, on their calibration images")
-        unknown, folds = unknown_confidences(frame, pca_k, reg_param, seed, log=log)
+        unknown, folds = unknown_confidences(frame, groups, pca_k, reg_param, seed, log=log)
     else:
         unknown, folds = np.zeros(0), []
         log("[3/4] open-set calibration: skipped (--refuse-unknown 0)")
@@ -275,9 +276,10 @@ def build_app_model(spark, input_path: str, model_path: str, *, work: str, scene
                          "per_class": named["per_class"], "confusion_matrix": named["confusion_matrix"]}
         shown.append(f"test {view}: top-1 {metrics[view]['top1']:.4f}, named right "
                      f"{named['accuracy']:.4f}, unknown {metrics[view]['abstained']:.1%}")
-    refused = f", unknown fruits {float(np.mean(unknown < threshold)):.1%} unknown" if len(unknown) else ""
+    refused = round(float(np.mean(unknown < threshold)), 6) if len(unknown) else None
     log(f"[4/4] threshold {threshold:.2f} (right minus wrong: {weighed:.2f}, refusing {refuse_unknown:.0%} of "
-        f"unlearnt fruits: {refusing:.2f}){refused}; " + "; ".join(shown))
+        f"unlearnt fruits: {refusing:.2f})" + (f", unknown fruits {refused:.1%} unknown" if len(unknown) else "")
+        + "; " + "; ".join(shown))
     studio = metrics["studio"]
     saved = {
         **classification_metrics(labels + ["unknown"], test_rows["label"], test_rows["answer"]),
@@ -298,7 +300,7 @@ def build_app_model(spark, input_path: str, model_path: str, *, work: str, scene
                     "threshold_right_minus_wrong": weighed, "threshold_refusing_unknown": refusing,
                     "refuse_unknown": refuse_unknown,
                     "open_set": {"models": len(folds), "left_out": folds, "photos": int(len(unknown)),
-                                 "refused": round(float(np.mean(unknown < threshold)), 6) if len(unknown) else None},
+                                 "refused": refused},
                     "calibration_photos": int(len(calibrating)),
                     "calibration_named_right": round(float(np.mean((calibrating["label"] == calibrating["predicted"])
                                                                    & (calibrating["probability"] >= threshold))), 6),
