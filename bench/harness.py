@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -64,6 +63,7 @@ from bench.runner import (
     run_pure_parallel,
 )
 from bench.scale import plot_scale, print_scale_report, scale
+from fruits_lib.store import write_atomically
 
 
 def harness(args) -> dict:
@@ -281,10 +281,7 @@ def main(argv=None) -> None:
     name, figure, draw, report = (("scale.json", "scale.png", plot_scale, print_scale_report) if args.scale
                                   else ("results.json", "benchmark.png", plot, print_report))
     results = scale(args) if args.scale else harness(args)
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=out, delete=False, suffix=".tmp") as handle:
-        json.dump(results, handle, indent=1)
-    os.replace(handle.name, out / name)
+    write_atomically(str(out / name), json.dumps(results, indent=1).encode())
     draw(results, out / figure)
     report(results)
     print(f"wrote {out / name} and {out / figure}")

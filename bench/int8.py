@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from fruits_lib.store import write_atomically
+
 DEFAULT_INPUT = "../shared/data/fruits360-33/Training"
 FRAME = re.compile(r"^(?:r_)?(\d+)_100\.jpe?g$")
 TARGETS = {"accuracy_loss_points_max": 0.5, "speedup_min": 1.5}
@@ -148,7 +150,7 @@ def main(argv=None) -> None:
                     "load_before": [round(x, 2) for x in load], "load_after": [round(x, 2) for x in os.getloadavg()],
                     "settings": {k: v for k, v in vars(args).items() if k != "out"}, "targets": TARGETS,
                     "note": "machine shared with other agents' jobs: only ratios within this run compare"})
-    Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+    write_atomically(str(Path(args.out).resolve()), (json.dumps(results, indent=1) + "\n").encode())
     for name, record in results["models"].items():
         extra = (f", x{record['speedup_vs_float32']} speed ({record['verdict']['speed']}), cosine "
                  f"{record['cosine_to_float32']['mean']}, accuracy loss {record['accuracy_loss_points']} points "

@@ -25,6 +25,7 @@ from pathlib import Path
 from bench.peer_common import compare, read_features
 from bench.report import _machine
 from bench.runner import DEFAULT_INPUT, _load, _resolve_input, run_timed
+from fruits_lib.store import write_atomically
 
 ENGINES = ("chain", "chain_int8", "plain_litert", "plain_litert_int8", "ray", "daft")
 SCALE_N = 20000  # photos from which the scale targets apply (an --input made by `fruits make-sample --augment`)
@@ -213,7 +214,8 @@ def main(argv=None) -> None:
                "note": args.note, **measure(args)}
     results["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     out = Path(args.out)
-    (out / f"{args.name}.json").write_text(json.dumps(results, indent=1) + "\n")
+    # each file replaced whole (store.write_atomically): a failed run never leaves a truncated results file
+    write_atomically(str(out / f"{args.name}.json"), (json.dumps(results, indent=1) + "\n").encode())
     plot(results, out / f"{args.name}.png")
     combined = out / "results.json"
     document = json.loads(combined.read_text()) if combined.exists() else {}
@@ -221,7 +223,7 @@ def main(argv=None) -> None:
                          "started_at": results["started_at"], "finished_at": results["finished_at"],
                          "note": args.note, "rounds": [{"round": r["round"], "ratios": r["ratios"]}
                                                        for r in results["rounds"]]}
-    combined.write_text(json.dumps(document, indent=1) + "\n")
+    write_atomically(str(combined), (json.dumps(document, indent=1) + "\n").encode())
     for record in results["rounds"]:
         print(f"round {record['round']}:")
         for name, run in record["runs"].items():
