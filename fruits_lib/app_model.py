@@ -18,6 +18,7 @@ import zlib
 from multiprocessing.pool import ThreadPool
 
 import numpy as np
+import pandas as pd
 from pyspark.ml import PipelineModel
 from pyspark.ml.classification import LogisticRegression
 from pyspark.ml.feature import IndexToString, StringIndexer
@@ -30,13 +31,24 @@ from fruits_lib.errors import InputError, OutputError
 from fruits_lib.featurize import ImageFeaturizer
 from fruits_lib.progress import image_counter, spark_images
 from fruits_lib.train import PREDICTED, TrainResult, _publish, classification_metrics
+from fruits_lib.unknown import (
+    BANK_SIZE,
+    GATE_FILE,
+    SCORES,
+    STUDIO_LIKE,
+    AbstainRule,
+    StudioGate,
+    choose_threshold,
+    fit_gate,
+    gate_columns,
+    threshold_refusing,
+)
 from fruits_lib.write import FileSystem, join, write_parquet
 
 FRAMES_PER_BLOCK = 40  # Fruits-360 frames of one fruit held out together (~1/8 of a turn)
 SPLITS = ("train", "calibration", "test")
 PHOTOS_PER_TASK = 128  # small tasks: the progress in images moves every few seconds, the balance stays even
 OPEN_SET_FOLDS = 4  # models fitted without a quarter of the labels each, to measure answers on unlearnt fruits
-THRESHOLDS = np.round(np.arange(0.0, 1.001, 0.01), 2)  # the abstention thresholds tried, lowest first
 
 
 def fruit_group(name: str) -> str:
@@ -66,40 +78,6 @@ def assign_splits(groups: dict, seed: int = 0, test: float = 0.2, calibration: f
     return splits
 
 
-def choose_threshold(right, confidence) -> float:
-    """The probability threshold (a multiple of 0.01) under which the model answers "unknown": the one where
-    answering only at or above it names right most more often than it names wrong (a right answer +1, a wrong
-    one -1, an abstention 0) on held-out photos; the lowest such threshold on a tie. A model that is never
-    wrong gets 0 (it always answers)."""
-    right = np.asarray(right, bool)
-    confidence = np.asarray(confidence, float)
-    if not len(right):
-        raise ValueError("no calibration photo to choose the threshold on")
-    best, chosen = None, 0.0
-    for threshold in THRESHOLDS:
-        answered = confidence >= threshold
-        utility = int(np.sum(answered & right)) - int(np.sum(answered & ~right))
-        if best is None or utility > best:
-            best, chosen = utility, float(threshold)
-    return chosen
-
-
-def threshold_refusing(unknown_confidence, share: float) -> float:
-    """The lowest threshold (a multiple of 0.01) under which at least ``share`` of ``unknown_confidence`` (the
-    highest probability given to photos of fruits the model did not learn) falls: they get "unknown"."""
-    confidence = np.asarray(unknown_confidence, float)
-    if not 0 <= share < 1:
-        raise ValueError(f"the share of unknown fruits to refuse must be in [0, 1), not {share}")
-    if share == 0:
-        return 0.0
-    if not len(confidence):
-        raise ValueError("no photo of an unlearnt fruit to choose the threshold on")
-    for threshold in THRESHOLDS:
-        if np.mean(confidence < threshold) >= share:
-            return float(threshold)
-    return 1.0
-
-
 def class_folds(labels, folds: int = OPEN_SET_FOLDS, seed: int = 0) -> list:
     """``labels`` dealt, in a seeded order, into up to ``folds`` groups; each model of the open-set calibration
     is fitted without one group and keeps at least two labels."""
@@ -121,12 +99,18 @@ def _fit_classifier(training, pca_k: int, reg_param: float):
     return pca, indexer, classifier
 
 
+def _fit_gate(training, pca, seed: int, bank_size: int) -> StudioGate | None:
+    """The studio gate of a model whose centring + PCA is ``pca`` (:func:`fruits_lib.unknown.fit_gate`)."""
+    projected = pca.model.transform(training.withColumn("features", array_to_vector("features")))
+    return fit_gate(projected.withColumn("studio", F.col(augment.VIEW_COL) == "studio"), pca, "studio", seed, bank_size)
+
+
 def unknown_confidences(frame, labels, pca_k: int, reg_param: float, seed: int = 0, folds: int = OPEN_SET_FOLDS,
-                        log=print) -> tuple:
-    """How sure the recipe is of fruits it never learnt: for each group of :func:`class_folds` of ``labels``
-    (those of ``frame``), the recipe's classifier fitted on the training rows of the other labels answers the
-    calibration rows of the group. ``(highest probabilities, groups)``; no model (and no figure) with fewer
-    than 3 labels."""
+                        bank_size: int = 0, log=print) -> tuple:
+    """How the recipe scores fruits it never learnt: for each group of :func:`class_folds` of ``labels``
+    (those of ``frame``), the recipe's classifier (and, with ``bank_size``, its studio gate) fitted on the
+    training rows of the other labels scores the calibration rows of the group. ``(scores, groups)``: a pandas
+    frame of ``probability`` (the highest) and the gate's scores; no model with fewer than 3 labels."""
     groups = class_folds(sorted(labels), folds, seed)
 
     def answer(left_out):
@@ -134,16 +118,45 @@ def unknown_confidences(frame, labels, pca_k: int, reg_param: float, seed: int =
         pca, _, classifier = _fit_classifier(training, pca_k, reg_param)
         unseen = frame.filter((F.col("split") == "calibration") & F.col("label").isin(left_out))
         answered = classifier.transform(pca.model.transform(unseen.withColumn("features", array_to_vector("features"))))
-        return answered.select(F.array_max(vector_to_array("probability")).alias("p")).toPandas()["p"].to_numpy()
+        gate = _fit_gate(training, pca, seed, bank_size) if bank_size else None
+        if gate is not None:
+            answered = gate_columns(answered, gate)
+        return answered.select(F.array_max(vector_to_array("probability")).alias("probability"),
+                               *(SCORES if gate is not None else ())).toPandas()
 
     # The models are fitted from threads, as pyspark.ml.tuning.CrossValidator(parallelism=) does: Spark runs
     # their jobs side by side, so the driver's per-iteration round trips overlap (most of the time on small data).
     with ThreadPool(max(1, len(groups))) as pool:
-        confidences = pool.map(answer, groups)
-    for number, (left_out, found) in enumerate(zip(groups, confidences), 1):
+        scores = pool.map(answer, groups)
+    for number, (left_out, found) in enumerate(zip(groups, scores), 1):
         log(f"      model {number}/{len(groups)} without {', '.join(left_out)}: {len(found)} calibration images, "
-            f"median highest probability {np.median(found) if len(found) else float('nan'):.2f}")
-    return (np.concatenate(confidences) if confidences else np.zeros(0)), groups
+            f"median highest probability {found['probability'].median() if len(found) else float('nan'):.2f}")
+    return (pd.concat(scores, ignore_index=True) if scores else pd.DataFrame({"probability": []})), groups
+
+
+def choose_rule(calibrating, unknown, gate: StudioGate | None, refuse_unknown: float) -> tuple:
+    """The :class:`~fruits_lib.unknown.AbstainRule` and how its thresholds were chosen: for each kind of photo
+    (studio-like ones by their nearest studio photo when there is a gate, the others by probability), the
+    higher of the threshold that weighs right against wrong answers on ``calibrating`` and the one under which
+    ``refuse_unknown`` of ``unknown`` (scores of fruits a model did not learn) fall."""
+    kind = AbstainRule(gate=gate)
+    right = (calibrating["label"] == calibrating["predicted"]).to_numpy()
+    studio = kind.studio_like(calibrating["studio_likeness"]) if gate else np.zeros(len(right), bool)
+    unknown_studio = (kind.studio_like(unknown["studio_likeness"]) if gate and len(unknown)
+                      else np.zeros(len(unknown), bool))
+    chosen = {}
+
+    def pick(score: str, mask, unknown_mask) -> float:
+        weighed = choose_threshold(right[mask], calibrating[score].to_numpy()[mask]) if mask.any() else 0.0
+        scores = unknown[score].to_numpy()[unknown_mask] if len(unknown) else np.zeros(0)
+        refusing = threshold_refusing(scores, refuse_unknown) if len(scores) else 0.0
+        chosen[score] = {"right_minus_wrong": weighed, "refusing_unknown": refusing,
+                         "calibration_photos": int(mask.sum()), "unknown_photos": int(len(scores))}
+        return max(weighed, refusing)
+
+    threshold = pick("probability", ~studio, ~unknown_studio)
+    similarity = pick("nearest_studio", studio, unknown_studio) if gate else 0.0
+    return AbstainRule(threshold, similarity, gate), chosen
 
 
 def _code_digest(*modules) -> str:
@@ -200,15 +213,18 @@ def _features(spark, input_path: str, work: str, featurizer: ImageFeaturizer, sc
 def build_app_model(spark, input_path: str, model_path: str, *, work: str, scenes: int = 2, seed: int = 0,
                     weights: str = "offline", image_size: int = 224, pca_k: int = 256, reg_param: float = 0.001,
                     test: float = 0.2, calibration: float = 0.1, exclude_labels=(), refuse_unknown: float = 0.6,
-                    overwrite: bool = False, log=print) -> TrainResult:
+                    studio_bank: int = BANK_SIZE, overwrite: bool = False, log=print) -> TrainResult:
     """Build the app's model from studio photos under ``input_path`` and publish it at ``model_path``.
 
     ``refuse_unknown``: the share of photos of fruits outside the labels that should get "unknown", as
-    measured by :func:`unknown_confidences` (0: the threshold only weighs right against wrong answers)."""
+    measured by :func:`unknown_confidences` (0: the thresholds only weigh right against wrong answers).
+    ``studio_bank``: studio training photos kept by the studio gate (0: no gate, probability for every photo)."""
     if scenes < 0:  # checked here, not only by the command line: a cached set would otherwise be reused
         raise InputError(f"--scenes must be 0 or more, not {scenes}")
     if not 0 <= refuse_unknown < 1:
         raise InputError(f"--refuse-unknown must be in [0, 1), not {refuse_unknown}")
+    if studio_bank < 0:
+        raise InputError(f"--studio-bank must be 0 or more, not {studio_bank}")
     fs = FileSystem(spark)
     if fs.exists(model_path) and not overwrite:
         raise OutputError(f"{model_path} already exists; choose another --model or pass --overwrite")
@@ -241,11 +257,15 @@ def build_app_model(spark, input_path: str, model_path: str, *, work: str, scene
     log(f"[2/4] PCA (k = {pca_k}) + logistic regression (regParam {reg_param}) on {n_train} training images "
         f"({len(groups)} labels" + (f"; left out: {', '.join(excluded)}" if excluded else "") + ")")
     pca, indexer, classifier = _fit_classifier(training, pca_k, reg_param)
+    gate = _fit_gate(training, pca, seed, studio_bank) if studio_bank else None
+    if gate is not None:
+        log(f"      studio gate: {len(gate.bank)} studio training photos, a linear head for studio-like photos")
     if refuse_unknown > 0:
         log("[3/4] open-set calibration: the same recipe without some labels, on their calibration images")
-        unknown, folds = unknown_confidences(frame, groups, pca_k, reg_param, seed, log=log)
+        unknown, folds = unknown_confidences(frame, groups, pca_k, reg_param, seed,
+                                             bank_size=studio_bank if gate is not None else 0, log=log)
     else:
-        unknown, folds = np.zeros(0), []
+        unknown, folds = pd.DataFrame({"probability": []}), []
         log("[3/4] open-set calibration: skipped (--refuse-unknown 0)")
     labels = list(indexer.labels)
     decoder = IndexToString(inputCol="prediction", outputCol=PREDICTED, labels=labels)
@@ -253,16 +273,17 @@ def build_app_model(spark, input_path: str, model_path: str, *, work: str, scene
 
     held_out = frame.filter(F.col("split") != "train").withColumn("features", array_to_vector("features"))
     held = decoder.transform(classifier.transform(pca.model.transform(held_out)))
+    held = gate_columns(held, gate) if gate is not None else held.withColumns({s: F.lit(None) for s in SCORES})
     rows = held.select("path", "label", "split", augment.VIEW_COL, F.col(PREDICTED).alias("predicted"),
-                       F.array_max(vector_to_array("probability")).alias("probability")).toPandas()
+                       F.array_max(vector_to_array("probability")).alias("probability"), *SCORES).toPandas()
     rows = rows.sort_values("path").reset_index(drop=True)
     calibrating = rows[rows["split"] == "calibration"]
-    weighed = choose_threshold(calibrating["label"] == calibrating["predicted"], calibrating["probability"])
-    refusing = threshold_refusing(unknown, refuse_unknown) if len(unknown) else 0.0
-    threshold = max(weighed, refusing)
-    rows["answer"] = rows["predicted"].where(rows["probability"] >= threshold, "unknown")
+    rule, chosen = choose_rule(calibrating, unknown, gate, refuse_unknown)
+    answered = rule.answered(rows["probability"], rows["studio_likeness"], rows["nearest_studio"])
+    rows["answer"] = rows["predicted"].where(answered, "unknown")
+    calibration_answered = answered[(rows["split"] == "calibration").to_numpy()]
     test_rows = rows[rows["split"] == "test"]
-    metrics = {"labels": labels, "threshold": threshold}
+    metrics = {"labels": labels}
     shown = []
     for view, part in (("studio", test_rows[test_rows[augment.VIEW_COL] == "studio"]),
                        ("scenes", test_rows[test_rows[augment.VIEW_COL] != "studio"])):
@@ -276,10 +297,15 @@ def build_app_model(spark, input_path: str, model_path: str, *, work: str, scene
                          "per_class": named["per_class"], "confusion_matrix": named["confusion_matrix"]}
         shown.append(f"test {view}: top-1 {metrics[view]['top1']:.4f}, named right "
                      f"{named['accuracy']:.4f}, unknown {metrics[view]['abstained']:.1%}")
-    refused = round(float(np.mean(unknown < threshold)), 6) if len(unknown) else None
-    log(f"[4/4] threshold {threshold:.2f} (right minus wrong: {weighed:.2f}, refusing {refuse_unknown:.0%} of "
-        f"unlearnt fruits: {refusing:.2f})" + (f", unknown fruits {refused:.1%} unknown" if len(unknown) else "")
-        + "; " + "; ".join(shown))
+    refused = (round(float(np.mean(~rule.answered(unknown["probability"], unknown.get("studio_likeness"),
+                                                  unknown.get("nearest_studio")))), 6) if len(unknown) else None)
+    weighed, refusing = chosen["probability"]["right_minus_wrong"], chosen["probability"]["refusing_unknown"]
+    log(f"[4/4] threshold {rule.threshold:.2f} (right minus wrong: {weighed:.2f}, refusing {refuse_unknown:.0%} of "
+        f"unlearnt fruits: {refusing:.2f})"
+        + (f", studio-like photos: nearest studio photo {rule.similarity:.2f} (right minus wrong: "
+           f"{chosen['nearest_studio']['right_minus_wrong']:.2f}, refusing: {chosen['nearest_studio']['refusing_unknown']:.2f})"
+           if gate is not None else "")
+        + (f", unknown fruits {refused:.1%} unknown" if len(unknown) else "") + "; " + "; ".join(shown))
     studio = metrics["studio"]
     saved = {
         **classification_metrics(labels + ["unknown"], test_rows["label"], test_rows["answer"]),
@@ -291,20 +317,30 @@ def build_app_model(spark, input_path: str, model_path: str, *, work: str, scene
                    "features": key, "split": f"by fruit: blocks of {FRAMES_PER_BLOCK} frames, {test:.0%} test, "
                                              f"{calibration:.0%} calibration, seeded hash per label"},
         "classifier": {"family": "multinomial", "regParam": reg_param, "maxIter": 200},
-        "abstain": {"threshold": threshold, "score": "the highest class probability",
+        "abstain": {"threshold": rule.threshold, "score": "the highest class probability",
                     "rule": "answer only when the highest probability reaches the threshold, the higher (step 0.01) "
                             "of: the one maximising right answers minus wrong answers (an abstention counts 0) on "
                             "the calibration split (studio photos and their scenes), and the lowest one under which "
                             "refuse_unknown of the calibration images of labels left out of a model fitted without "
-                            "them fall (open-set calibration)",
+                            "them fall (open-set calibration)" + (
+                                "; photos the studio gate takes for studio shots are judged the same way, by the "
+                                "cosine similarity of their nearest studio training photo instead of the probability"
+                                if gate is not None else ""),
                     "threshold_right_minus_wrong": weighed, "threshold_refusing_unknown": refusing,
                     "refuse_unknown": refuse_unknown,
+                    "studio_gate": {"file": GATE_FILE, "bank": int(len(gate.bank)), "studio_like_from": STUDIO_LIKE,
+                                    "similarity_threshold": rule.similarity,
+                                    "similarity_right_minus_wrong": chosen["nearest_studio"]["right_minus_wrong"],
+                                    "similarity_refusing_unknown": chosen["nearest_studio"]["refusing_unknown"],
+                                    "calibration_photos": chosen["nearest_studio"]["calibration_photos"],
+                                    "unknown_photos": chosen["nearest_studio"]["unknown_photos"]}
+                    if gate is not None else None,
                     "open_set": {"models": len(folds), "left_out": folds, "photos": int(len(unknown)),
                                  "refused": refused},
                     "calibration_photos": int(len(calibrating)),
                     "calibration_named_right": round(float(np.mean((calibrating["label"] == calibrating["predicted"])
-                                                                   & (calibrating["probability"] >= threshold))), 6),
-                    "calibration_abstained": round(float(np.mean(calibrating["probability"] < threshold)), 6)},
+                                                                   .to_numpy() & calibration_answered)), 6),
+                    "calibration_abstained": round(float(np.mean(~calibration_answered)), 6)},
         "test_studio": studio, "test_scenes": metrics["scenes"],
         "failed": [{"path": p, "error": e} for p, e in zip(failed["path"], failed["error"])],
         "weights": {"source": featurizer.getWeights(),
@@ -312,5 +348,6 @@ def build_app_model(spark, input_path: str, model_path: str, *, work: str, scene
         "image_size": image_size,
     }
     saved_rows = rows.rename(columns={augment.VIEW_COL: "view"})
-    _publish(spark, fs, model, saved, saved_rows, model_path, overwrite)
+    _publish(spark, fs, model, saved, saved_rows, model_path, overwrite,
+             files={GATE_FILE: gate.to_bytes()} if gate is not None else None)
     return TrainResult(model, saved, saved_rows, model_path)

@@ -195,19 +195,20 @@ def _identify(args) -> int:
     import json
 
     spark = _spark_beside(["fruits_lib.identify"], args.master, ui=args.spark_ui)
-    from fruits_lib.identify import abstain_threshold, identify, load_model
+    from fruits_lib.identify import identify, load_model
+    from fruits_lib.unknown import load_rule
 
     model = load_model(spark, args.model)
-    threshold = abstain_threshold(spark, args.model)
+    rule = load_rule(spark, args.model)
     identified = failed = unknown = 0
-    for answer in identify(spark, model, args.inputs, top=args.top, threshold=threshold):
+    for answer in identify(spark, model, args.inputs, top=args.top, rule=rule):
         print(json.dumps(answer.as_dict()) if args.json else answer.line(), flush=True)
         failed += answer.error is not None
         identified += answer.error is None
         unknown += answer.error is None and answer.label is None
     print(f"{identified} identified, {failed} not identified"
-          + (f"; {identified - unknown} named, {unknown} unknown (best probability under {threshold:.2f})"
-             if threshold else ""), file=sys.stderr)
+          + (f"; {identified - unknown} named, {unknown} unknown ({rule.describe()})"
+             if rule.threshold or rule.gate is not None else ""), file=sys.stderr)
     if not identified:
         print("fruits: no image could be identified" if failed else "fruits: no file found", file=sys.stderr)
         return 1
@@ -217,15 +218,17 @@ def _identify(args) -> int:
 def _export(args) -> int:
     spark = _spark_beside(["fruits_lib.export", "fruits_lib.identify"], args.master or "local[1]", ui=args.spark_ui)
     from fruits_lib.export import export, single_image_latency
-    from fruits_lib.identify import abstain_threshold, load_model
+    from fruits_lib.identify import load_model
+    from fruits_lib.unknown import load_rule
 
     result = export(load_model(spark, args.model), args.out, overwrite=args.overwrite,
-                    threshold=abstain_threshold(spark, args.model))
+                    rule=load_rule(spark, args.model))
     latency = single_image_latency(result["path"])
     print(f"wrote {result['path']} ({result['bytes'] / 1e6:.1f} MB, sha256 {result['sha256'][:12]}...) and "
           f"{result['labels_path']} ({', '.join(result['labels'])})")
-    print(f"  input float32 {result['input']} RGB in [0, 255]; output {len(result['labels'])} probabilities; "
-          f"unknown under {result['threshold']:.2f} (in {result['metadata_path']})")
+    print(f"  input float32 {result['input']} RGB in [0, 255]; output {len(result['labels'])} probabilities"
+          f"{' + studio likeness, nearest studio photo' if result['describe'].startswith('studio') else ''}; "
+          f"unknown: {result['describe']} (in {result['metadata_path']})")
     print(f"  single-image latency on this machine: median {latency['median_ms']} ms, p90 {latency['p90_ms']} ms "
           f"({latency['runs']} runs, {latency['threads']} thread)")
     return 0

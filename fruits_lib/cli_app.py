@@ -37,6 +37,9 @@ def _add_app_model_command(commands, prog: str) -> None:
     app.add_argument("--refuse-unknown", type=float, default=0.6,
                      help="share of photos of fruits outside the labels that should get unknown, measured with "
                           "models fitted without some labels; it raises the threshold (default: 0.6; 0: off)")
+    app.add_argument("--studio-bank", type=int, default=4000,
+                     help="studio training photos kept to judge studio-like photos by their nearest one "
+                          "(default: 4000; 0: no studio gate, the probability judges every photo)")
     app.add_argument("--exclude-labels", default="",
                      help="comma-separated labels to leave out (e.g. to measure how unknown fruits are answered)")
     app.add_argument("--overwrite", action="store_true", help="replace a model already at MODEL")
@@ -128,11 +131,13 @@ def _app_model(args) -> int:
                              work=normalize_path(args.work), scenes=args.scenes, seed=args.seed,
                              weights=args.weights, pca_k=args.pca_k, reg_param=args.reg_param,
                              exclude_labels=excluded, refuse_unknown=args.refuse_unknown,
-                             overwrite=args.overwrite,
+                             studio_bank=args.studio_bank, overwrite=args.overwrite,
                              log=lambda message: print(message, flush=True))
     metrics = result.metrics
     print(f"model saved at {result.model_path} in {time.time() - started:.0f} s: {len(metrics['labels'])} labels, "
-          f"unknown under probability {metrics['abstain']['threshold']:.2f}")
+          f"unknown under probability {metrics['abstain']['threshold']:.2f}"
+          + (f" (studio-like photos: nearest studio photo under {gate['similarity_threshold']:.2f})"
+             if (gate := metrics["abstain"].get("studio_gate")) else ""))
     for view in ("test_studio", "test_scenes"):
         part = metrics[view]
         if not part["n"]:

@@ -140,19 +140,21 @@ def _top_counts(values: list, top: int = 5) -> dict:
 def evaluate(spark, model_path: str, folder: str) -> dict:
     """Identify every photo under ``folder`` (label = parent folder) with the model at ``model_path`` and
     score the answers; unreadable files are listed, never scored."""
-    from fruits_lib.identify import abstain_threshold, identify, load_model
+    from fruits_lib.identify import identify, load_model
     from fruits_lib.load import label_from_path
+    from fruits_lib.unknown import load_rule
 
     model = load_model(spark, model_path)
-    threshold = abstain_threshold(spark, model_path)
+    rule = load_rule(spark, model_path)
     answers, failed = [], []
-    for answer in identify(spark, model, [folder], top=1, threshold=threshold):
+    for answer in identify(spark, model, [folder], top=1, rule=rule):
         if answer.error:
             failed.append({"path": answer.path, "error": answer.error})
         elif not os.path.basename(answer.path).startswith("_"):
             answers.append((answer.path, label_from_path(answer.path), answer.label))
     result = score(answers, list(model.stages[-1].getLabels()))
-    result.update({"model": model_path, "threshold": threshold, "folder": folder, "failed": failed,
+    result.update({"model": model_path, "threshold": rule.threshold,
+                   "studio_gate_similarity": rule.similarity if rule.gate is not None else None, "folder": folder, "failed": failed,
                    "answers": [{"path": p, "truth": t, "answer": a} for p, t, a in answers]})
     return result
 

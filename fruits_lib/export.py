@@ -5,7 +5,9 @@ padded to a square on white and resized, as :func:`fruits_lib.image.decode_image
 MobileNetV2's scaling to [-1, 1] -> MobileNetV2 (the model's bundled weights, average-pooled to 1280)
 -> ``Dense(k)`` holding the centring and PCA (``(x - mean) @ components``) -> ``Dense(classes)``
 holding the logistic regression (coefficients, intercepts) -> softmax. Output: ``(1, classes)``
-probabilities in the order of ``labels.txt``, which is the Spark model's label order.
+probabilities in the order of ``labels.txt``, which is the Spark model's label order. A model with a
+studio gate (:mod:`fruits_lib.unknown`) adds two columns computed from the PCA projection: how much the
+photo looks like a studio shot, and the similarity of its nearest studio training photo.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from fruits_lib.errors import InputError, OutputError
 from fruits_lib.featurize import ImageFeaturizer
 from fruits_lib.store import write_atomically
 from fruits_lib.tflite import configure_tensorflow, interpreter_class, tflite_predict
+from fruits_lib.unknown import SCORES, STUDIO_LIKE, AbstainRule, StudioGate
 from fruits_lib.weights import build_model
 
 LABELS_FILE = "labels.txt"
@@ -68,8 +71,9 @@ def folded_matrices(model: PipelineModel) -> dict:
     }
 
 
-def keras_model(model: PipelineModel):
-    """The whole Spark model as one Keras model: image in [0, 255] -> class probabilities."""
+def keras_model(model: PipelineModel, gate: StudioGate | None = None):
+    """The whole Spark model as one Keras model: image in [0, 255] -> class probabilities (then, with
+    ``gate``, the studio likeness and the nearest studio photo's similarity)."""
     import keras
 
     featurizer = float_featurizer(_stages(model)[0])
@@ -80,18 +84,29 @@ def keras_model(model: PipelineModel):
     features = build_model(featurizer.resolved_weights().arrays, size)(scaled)
     pca_layer = keras.layers.Dense(matrices["pca_kernel"].shape[1], name="centred_pca")
     logit_layer = keras.layers.Dense(len(matrices["labels"]), name="logistic_regression")
-    logits = logit_layer(pca_layer(features))
-    probabilities = keras.layers.Softmax(name="probabilities")(logits)
+    projected = pca_layer(features)
+    probabilities = keras.layers.Softmax(name="probabilities")(logit_layer(projected))
+    if gate is not None:
+        head = keras.layers.Dense(1, activation="sigmoid", name="studio_head")
+        likeness = head(projected)
+        unit = keras.ops.normalize(keras.ops.multiply(projected, (1.0 / gate.scale).astype(np.float32)), axis=-1)
+        bank = keras.layers.Dense(len(gate.bank), use_bias=False, name="studio_bank")
+        nearest = keras.ops.max(bank(unit), axis=-1, keepdims=True)
+        probabilities = keras.ops.concatenate([probabilities, likeness, nearest], axis=-1)
     folded = keras.Model(image, probabilities, name="fruits_classifier")
+    if gate is not None:
+        head.set_weights([gate.head.astype(np.float32)[:, None], np.array([gate.intercept], np.float32)])
+        bank.set_weights([gate.bank.T.astype(np.float32)])
     pca_layer.set_weights([matrices["pca_kernel"].astype(np.float32), matrices["pca_bias"].astype(np.float32)])
     logit_layer.set_weights([matrices["classifier_kernel"].astype(np.float32),
                              matrices["classifier_bias"].astype(np.float32)])
     return folded
 
 
-def export(model: PipelineModel, out: str, overwrite: bool = False, threshold: float = 0.0) -> dict:
+def export(model: PipelineModel, out: str, overwrite: bool = False, rule: AbstainRule = AbstainRule()) -> dict:
     """Convert ``model`` to TFLite at ``out`` (a local file) and write ``labels.txt`` and the metadata
-    (``<out>.json``: labels, input, the abstention ``threshold``) beside it."""
+    (``<out>.json``: labels, input, output columns, when to answer "unknown": ``rule``) beside it."""
+    threshold = rule.threshold
     if "://" in out:
         raise OutputError(f"--out must be a local file (the app's asset), not {out}")
     if not 0.0 <= threshold < 1.0:
@@ -104,7 +119,7 @@ def export(model: PipelineModel, out: str, overwrite: bool = False, threshold: f
     if not os.path.isdir(os.path.dirname(out)) or not os.access(os.path.dirname(out), os.W_OK):
         raise OutputError(f"cannot write to {os.path.dirname(out)}: not a writable folder")
     tf = configure_tensorflow(0)
-    folded = keras_model(model)
+    folded = keras_model(model, rule.gate)
     with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), logs.native_noise_silenced():
         flatbuffer = tf.lite.TFLiteConverter.from_keras_model(folded).convert()
     labels = folded_matrices(model)["labels"]
@@ -116,11 +131,19 @@ def export(model: PipelineModel, out: str, overwrite: bool = False, threshold: f
                 "output": {"shape": [1, len(labels)], "meaning": "class probabilities, in the order of labels"},
                 "unknown_threshold": threshold,
                 "answer": "labels[argmax] when max probability >= unknown_threshold, else unknown"}
+    if rule.gate is not None:
+        metadata["output"] = {"shape": [1, len(labels) + len(SCORES)], "meaning": "class probabilities, in the order "
+                              "of labels, then " + " and ".join(SCORES), "columns": labels + list(SCORES)}
+        metadata["studio_gate"] = {"studio_like_from": STUDIO_LIKE, "similarity_threshold": rule.similarity}
+        metadata["answer"] = ("if studio_likeness >= studio_like_from: labels[argmax] when nearest_studio >= "
+                              "similarity_threshold, else unknown; otherwise labels[argmax] when max probability "
+                              ">= unknown_threshold, else unknown (argmax over the probabilities only)")
     for path, data in ((out, flatbuffer), (labels_path, ("\n".join(labels) + "\n").encode()),
                        (metadata_path, json.dumps(metadata, indent=1).encode())):
         write_atomically(path, data)
     return {"path": out, "labels_path": labels_path, "metadata_path": metadata_path, "bytes": len(flatbuffer),
-            "labels": labels, "sha256": sha256, "input": [1, size, size, 3], "threshold": threshold}
+            "labels": labels, "sha256": sha256, "input": [1, size, size, 3], "threshold": threshold,
+            "describe": rule.describe()}
 
 
 def tflite_classifier(path: str, threads: int = 1):

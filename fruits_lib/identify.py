@@ -23,6 +23,7 @@ from fruits_lib import load
 from fruits_lib.errors import InputError
 from fruits_lib.featurize import ImageFeaturizer
 from fruits_lib.progress import image_counter, spark_images
+from fruits_lib.unknown import SCORES, AbstainRule, gate_columns
 from fruits_lib.write import FileSystem, join
 
 PROGRESS_FROM = 32  # files: fewer are identified in a few seconds, without a progress bar
@@ -36,16 +37,18 @@ class Identification:
     top: list = field(default_factory=list)  # [(label, probability), ...], most probable first
     error: str | None = None
     threshold: float = 0.0  # the model's abstention threshold: below it, the answer is "unknown"
+    refused: str | None = None  # why the model's rule answers "unknown" whatever the probability
 
     @property
     def label(self) -> str | None:
-        """The answer: the most probable label, or None (unknown) when its probability is below the threshold."""
-        if self.error or not self.top or self.top[0][1] < self.threshold:
+        """The answer: the most probable label, or None (unknown) when refused or under the threshold."""
+        if self.error or not self.top or self.refused or self.top[0][1] < self.threshold:
             return None
         return self.top[0][0]
 
     def as_dict(self) -> dict:
-        return {"path": self.path, "label": self.label,
+        reason = (self.refused or "not confident enough") if self.top and not self.error and self.label is None else None
+        return {"path": self.path, "label": self.label, "unknown_reason": reason,
                 "top": [{"label": label, "probability": round(float(p), 6)} for label, p in self.top],
                 "error": self.error}
 
@@ -54,7 +57,7 @@ class Identification:
             return f"{self.path}: not identified ({self.error})"
         guesses = ", ".join(f"{label} {p:.1%}" for label, p in self.top)
         if self.label is None:
-            return f"{self.path}: unknown (not confident enough: {guesses})"
+            return f"{self.path}: unknown ({self.refused or 'not confident enough'}: {guesses})"
         return f"{self.path}: {guesses}"  # the answer comes first
 
 
@@ -68,16 +71,6 @@ def load_model(spark, model_path: str) -> PipelineModel:
     if not isinstance(model.stages[0], ImageFeaturizer) or not isinstance(model.stages[-1], IndexToString):
         raise InputError(f"{path} is not a classifier saved by `fruits train` (featurizer ... IndexToString)")
     return model
-
-
-def abstain_threshold(spark, model_path: str) -> float:
-    """The probability under which the model answers "unknown" (``metrics.json``'s ``abstain``; 0 for
-    models trained before abstention existed: they always name their best label)."""
-    path = join(load.normalize_path(model_path), "metrics.json")
-    fs = FileSystem(spark)
-    if not fs.exists(path):
-        return 0.0
-    return float((fs.read_json(path).get("abstain") or {}).get("threshold", 0.0))
 
 
 def _inputs(spark, targets: list) -> tuple:
@@ -95,9 +88,9 @@ def _inputs(spark, targets: list) -> tuple:
     return frame, listed
 
 
-def identify(spark, model: PipelineModel, targets: list, top: int = 3, threshold: float = 0.0):
+def identify(spark, model: PipelineModel, targets: list, top: int = 3, rule: AbstainRule = AbstainRule()):
     """Yield an :class:`Identification` per file under ``targets``, streamed from Spark (sorted by path);
-    its ``label`` is None (unknown) when the best probability is under ``threshold``."""
+    its ``label`` is None (unknown) when ``rule`` (:func:`fruits_lib.unknown.load_rule`) refuses to answer."""
     if top < 1:
         raise ValueError(f"--top must be positive, not {top}")
     frame, listed = _inputs(spark, targets)
@@ -109,10 +102,15 @@ def identify(spark, model: PipelineModel, targets: list, top: int = 3, threshold
     featurized = (featurizer.transform(frame.select("path", "content"))
                   .select("path", featurizer.getOutputCol(), error_col).persist())
     ok = rest.transform(featurized.filter(F.col(error_col).isNull()))
+    if rule.gate is not None:
+        ok = gate_columns(ok, rule.gate, model.stages[-3].getOutputCol())  # the PCA stage's projection
+    else:
+        ok = ok.withColumns({score: F.lit(None).cast("double") for score in SCORES})
     ok = ok.select("path", F.lit(None).cast("string").alias("error"),
-                   vector_to_array("probability").alias("probability"))
+                   vector_to_array("probability").alias("probability"), *SCORES)
     failed = featurized.filter(F.col(error_col).isNotNull()).select(
-        "path", F.col(error_col).alias("error"), F.lit(None).cast("array<double>").alias("probability"))
+        "path", F.col(error_col).alias("error"), F.lit(None).cast("array<double>").alias("probability"),
+        *(F.lit(None).cast("double").alias(score) for score in SCORES))
     seen = set()
     rows = ok.unionByName(failed).orderBy("path")
     with spark_images(spark, "identify", len(listed)) if len(listed) >= PROGRESS_FROM else nullcontext():
@@ -125,8 +123,9 @@ def identify(spark, model: PipelineModel, targets: list, top: int = 3, threshold
             continue
         probabilities = np.asarray(row["probability"])
         order = np.argsort(-probabilities, kind="stable")[:top]
+        refused = rule.refusals([probabilities.max()], [row["studio_likeness"]], [row["nearest_studio"]])[0]
         yield Identification(_shown(row["path"]), top=[(labels[i], float(probabilities[i])) for i in order],
-                             threshold=threshold)
+                             refused=refused)
     featurized.unpersist()
     for uri in listed:  # Spark's file sources skip zero-byte files: they still get an answer
         if load.canonical(uri) not in seen:

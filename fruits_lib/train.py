@@ -171,8 +171,9 @@ def train(spark, run_output: str, model_path: str, *, holdout: float = 0.2, seed
 
 
 def _publish(spark, fs: FileSystem, model: PipelineModel, metrics: dict, rows: pd.DataFrame, model_path: str,
-             overwrite: bool) -> None:
-    """Write everything into a private folder, then move it into place: a half-saved model is never seen."""
+             overwrite: bool, files: dict | None = None) -> None:
+    """Write everything (and ``files``: name -> bytes) into a private folder, then move it into place: a
+    half-saved model is never seen."""
     staging = f"{model_path.rstrip('/')}._partial-{uuid.uuid4().hex[:8]}"
     try:
         model.write().save(staging)
@@ -185,6 +186,8 @@ def _publish(spark, fs: FileSystem, model: PipelineModel, metrics: dict, rows: p
         fs.write_bytes(join(staging, "metrics.json"), json.dumps(metrics, indent=2).encode())
         fs.write_bytes(join(staging, "labels.txt"), ("\n".join(metrics["labels"]) + "\n").encode())
         fs.write_bytes(join(staging, "test_predictions.csv"), rows.to_csv(index=False).encode())
+        for name, data in (files or {}).items():
+            fs.write_bytes(join(staging, name), data)
         previous = None
         if fs.exists(model_path):
             previous = f"{model_path.rstrip('/')}._replaced-{uuid.uuid4().hex[:8]}"

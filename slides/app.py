@@ -34,9 +34,12 @@ def app_slide(deck, src: Sources):
     studio = field(src.app_metrics, "test_studio.top1", "app metrics")
     threshold = field(src.app_metrics, "abstain.threshold", "app metrics")
     refused = field(src.app_metrics, "abstain.open_set.refused", "app metrics")
+    named = field(src.app_metrics, "test_studio.accuracy_abstention_as_error", "app metrics")
+    similarity = field(src.app_metrics, "abstain.studio_gate.similarity_threshold", "app metrics")
     text(slide, Box(0.5, BODY_TOP + 3.8, 7.6, 1.6), [
-        f"Held-out studio photos (split by fruit): top-1 {_pct(studio)}; unknown under probability "
-        f"{fmt(threshold, '.2f')} (refuses {_pct(refused)} of the fruits left out in calibration).",
+        f"Held-out studio photos (split by fruit): top-1 {_pct(studio)}, named right {_pct(named)}. Unknown: "
+        f"studio-like photos whose nearest studio photo learnt is under {fmt(similarity, '.2f')}, others under "
+        f"probability {fmt(threshold, '.2f')} (refuses {_pct(refused)} of the fruits left out in calibration).",
         f"Fruits left out of training (open-set model): {_pct(field(open_set, 'unknown.abstained', 'open-set'))} "
         "answered unknown.",
         "Scenes: fruit cut out of its white sheet, composited on textures and PyPI-shipped photos, on Spark.",

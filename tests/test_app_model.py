@@ -5,9 +5,10 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from fruits_lib import app_model
+from fruits_lib import app_model, unknown
 from fruits_lib.errors import InputError, OutputError
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data_sample"
@@ -30,27 +31,6 @@ def test_splits_keep_each_fruit_block_on_one_side_and_are_seeded():
     assert app_model.assign_splits(groups, seed=1) != splits
     with pytest.raises(InputError, match="at least 3"):
         app_model.assign_splits({"fig": ["a", "b"]})
-
-
-def test_threshold_answers_only_where_right_answers_outnumber_wrong_ones():
-    confidence = np.linspace(0.01, 1.0, 100)
-    assert app_model.choose_threshold(np.ones(100, bool), confidence) == 0.0, "never wrong: always answer"
-    assert app_model.choose_threshold(confidence >= 0.4, confidence) == 0.4, "wrong below 0.4: unknown there"
-    mixed = (np.arange(100) % 3 == 0) | (confidence > 0.705)  # above 0.7 all right, below a third right
-    assert app_model.choose_threshold(mixed, confidence) == 0.7, "0.70 itself is right (index 69): +1"
-    with pytest.raises(ValueError, match="no calibration photo"):
-        app_model.choose_threshold([], [])
-
-
-def test_open_set_threshold_refuses_the_asked_share_of_unlearnt_fruits():
-    confidence = np.linspace(0.005, 0.995, 100)  # photos of fruits a model did not learn: how sure it was
-    assert app_model.threshold_refusing(confidence, 0.6) == 0.6, "60 of the 100 fall under 0.60"
-    assert app_model.threshold_refusing(confidence, 0.0) == 0.0, "0: no open-set rule"
-    assert app_model.threshold_refusing(np.full(10, 0.999), 0.5) == 1.0, "sure of them all: only 1.0 refuses"
-    with pytest.raises(ValueError, match=r"\[0, 1\)"):
-        app_model.threshold_refusing(confidence, 1.0)
-    with pytest.raises(ValueError, match="no photo of an unlearnt fruit"):
-        app_model.threshold_refusing([], 0.5)
 
 
 def test_class_folds_leave_each_label_out_once_and_keep_two():
@@ -87,6 +67,15 @@ def test_recipe_saves_a_model_with_its_threshold_and_every_figure(app):
     assert abstain["open_set"]["photos"] == 8 * 2 * 2, "every label's calibration images, by the model without it"
     assert abstain["threshold"] == max(abstain["threshold_right_minus_wrong"], abstain["threshold_refusing_unknown"])
     assert abstain["refuse_unknown"] == 0.6 and abstain["open_set"]["refused"] >= 0.6
+    gate = abstain["studio_gate"]  # studio-like photos are judged by their nearest studio training photo
+    assert gate["similarity_threshold"] == max(gate["similarity_right_minus_wrong"], gate["similarity_refusing_unknown"])
+    # the head tells studio photos from scenes (16 of each among the calibration photos; roughly, on 8 components)
+    assert 12 <= gate["calibration_photos"] <= 20 and 12 <= gate["unknown_photos"] <= 20
+    rows = pd.read_csv(root / "model" / "test_predictions.csv")
+    assert np.mean((rows["studio_likeness"] >= 0.5) == (rows["view"] == "studio")) >= 0.9
+    assert gate["bank"] == 8 * 14, "every studio training photo (14 of each label's 20) is in the bank"
+    saved = unknown.StudioGate.from_bytes((root / "model" / gate["file"]).read_bytes())
+    assert saved.bank.shape == (112, 8) and np.allclose(np.linalg.norm(saved.bank, axis=1), 1.0, atol=1e-5)
     assert metrics["recipe"]["scenes_per_photo"] == 1
     studio, scenes = metrics["test_studio"], metrics["test_scenes"]
     assert studio["n"] == scenes["n"] == 8 * 4, "4 of each label's 20 photos are test, each with its scene"
@@ -121,10 +110,16 @@ def test_recipe_reuses_its_features_and_refuses_an_existing_model(app, spark):
                                   weights="offline", pca_k=8, exclude_labels=["kiwii"])
 
 
-def _with_threshold(model: Path, target: Path, threshold: float) -> Path:
+def _with_threshold(model: Path, target: Path, threshold: float, similarity: float | None = None) -> Path:
+    """A copy of ``model`` with another probability threshold and, with ``similarity``, another studio gate
+    threshold (without: no gate)."""
     shutil.copytree(model, target)
     metrics = json.loads((target / "metrics.json").read_text())
     metrics["abstain"]["threshold"] = threshold
+    if similarity is None:
+        metrics["abstain"]["studio_gate"] = None
+    else:
+        metrics["abstain"]["studio_gate"]["similarity_threshold"] = similarity
     (target / "metrics.json").write_text(json.dumps(metrics))
     (target / ".metrics.json.crc").unlink()  # Hadoop's checksum of the file as saved: it would refuse the edit
     return target
@@ -137,17 +132,21 @@ def test_identify_answers_unknown_under_the_saved_threshold(app, fruits, tmp_pat
     confident = fruits("identify", "--model", root / "model", "--json", *photos)
     assert confident.returncode == 0, confident.stderr[-2000:]
     answers = [json.loads(line) for line in confident.stdout.splitlines()]
-    threshold = json.loads((root / "model" / "metrics.json").read_text())["abstain"]["threshold"]
-    for answer in answers:
-        expected = answer["top"][0]["label"] if answer["top"][0]["probability"] >= threshold else None
-        assert answer["label"] == expected
-    cautious = _with_threshold(root / "model", tmp_path / "cautious", 0.9999)
-    refused = fruits("identify", "--model", cautious, "--json", *photos)
+    for answer in answers:  # studio photos near the studio photos learnt: answered
+        assert answer["label"] == answer["top"][0]["label"] and answer["unknown_reason"] is None
+    probability_only = _with_threshold(root / "model", tmp_path / "cautious", 0.9999)
+    refused = fruits("identify", "--model", probability_only, "--json", *photos)
     assert refused.returncode == 0
     assert [json.loads(line)["label"] for line in refused.stdout.splitlines()] == [None, None]
-    assert "2 unknown" in refused.stderr
-    text = fruits("identify", "--model", cautious, photos[0])
+    assert "2 unknown (best probability under 1.00)" in refused.stderr
+    text = fruits("identify", "--model", probability_only, photos[0])
     assert "unknown (not confident enough" in text.stdout
+    gated = _with_threshold(root / "model", tmp_path / "gated", 0.0, similarity=1.01)  # no photo is that close
+    refused = fruits("identify", "--model", gated, "--json", *photos)
+    assert [json.loads(line)["label"] for line in refused.stdout.splitlines()] == [None, None]
+    assert all("no studio photo learnt is close" in json.loads(line)["unknown_reason"]
+               for line in refused.stdout.splitlines())
+    assert "studio-like photos: nearest studio photo under 1.01" in refused.stderr
 
 
 @pytest.mark.slow  # the recipe on data_sample (featurize 320 images, PCA, LR): about a minute
@@ -157,6 +156,34 @@ def test_export_carries_the_threshold_for_the_app(app, fruits, tmp_path):
     result = fruits("export", "--model", model, "--out", tmp_path / "fruits.tflite")
     assert result.returncode == 0, result.stderr[-2000:]
     metadata = json.loads((tmp_path / "fruits.json").read_text())
-    assert metadata["unknown_threshold"] == 0.42
+    assert metadata["unknown_threshold"] == 0.42 and "studio_gate" not in metadata
     assert metadata["labels"] == (tmp_path / "labels.txt").read_text().split("\n")[:-1]
-    assert "unknown under 0.42" in result.stdout
+    assert "unknown: best probability under 0.42" in result.stdout
+
+
+@pytest.mark.slow  # the recipe on data_sample, then a TFLite conversion
+def test_export_carries_the_studio_gate_and_scores_as_spark_does(app, fruits, spark, tmp_path):
+    from pyspark.ml.functions import vector_to_array
+
+    from fruits_lib.export import tflite_classifier
+    from fruits_lib.identify import load_model
+    from fruits_lib.image import decode_image
+
+    _, root, _ = app
+    result = fruits("export", "--model", root / "model", "--out", tmp_path / "fruits.tflite")
+    assert result.returncode == 0, result.stderr[-2000:]
+    metadata = json.loads((tmp_path / "fruits.json").read_text())
+    saved = json.loads((root / "model" / "metrics.json").read_text())["abstain"]
+    assert metadata["studio_gate"]["similarity_threshold"] == saved["studio_gate"]["similarity_threshold"]
+    assert metadata["output"]["columns"] == metadata["labels"] + ["studio_likeness", "nearest_studio"]
+    photos = sorted(str(p) for p in SAMPLE.glob("*/*_00[0-2].jpg"))
+    app_side = tflite_classifier(str(tmp_path / "fruits.tflite"))(
+        np.stack([decode_image(open(p, "rb").read(), 224) for p in photos]))
+    model, rule = load_model(spark, str(root / "model")), unknown.load_rule(spark, str(root / "model"))
+    images = spark.read.format("binaryFile").load(photos)
+    projected = (model.stages[2].transform(model.stages[1].transform(model.stages[0].transform(images)))
+                 .select("path", vector_to_array("pca").alias("pca")).toPandas().sort_values("path"))
+    likeness, nearest = rule.gate.score(np.stack(projected["pca"]))
+    assert app_side.shape == (len(photos), len(metadata["labels"]) + 2)
+    assert np.abs(app_side[:, -2] - likeness).max() < 1e-3 and np.abs(app_side[:, -1] - nearest).max() < 1e-3
+    assert likeness.min() > 0.5 and nearest.min() > 0.9, "studio photos of the sample: studio-like, near one learnt"
