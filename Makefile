@@ -14,7 +14,7 @@ $(BIN)/python:
 
 # Installs the pinned stack, the library (editable) and caches the offline weights. uv installs the same
 # pins as pip, in about half the time on a fresh venv (~1 min instead of ~2.5 with warm caches); pip
-# stays in the venv (fruits_lib.weights runs `pip download` for the offline weights).
+# stays in the venv (fruits_lib.support.weights runs `pip download` for the offline weights).
 UV_VERSION := 0.13.9
 
 # Python may write its bytecode caches (__pycache__, ignored by git) for every command run here, even

@@ -42,7 +42,7 @@ def ablated_env(names: list) -> dict:
 def ablated_cli(names: str, argv: list) -> None:
     """``fruits ARGV`` (``run`` only) on a session started here with the levers ``names`` switched off."""
     from fruits_lib import cli
-    from fruits_lib.session import get_spark
+    from fruits_lib.support.session import get_spark
 
     args = cli.build_parser().parse_args(argv)
     if args.command != "run":

@@ -63,7 +63,7 @@ from bench.runner import (
     run_pure_parallel,
 )
 from bench.scale import plot_scale, print_scale_report, scale
-from fruits_lib.store import write_atomically
+from fruits_lib.support.store import write_atomically
 
 
 def harness(args) -> dict:

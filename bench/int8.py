@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fruits_lib.store import write_atomically
+from fruits_lib.support.store import write_atomically
 
 DEFAULT_INPUT = "../shared/data/fruits360-33/Training"
 FRAME = re.compile(r"^(?:r_)?(\d+)_100\.jpe?g$")
@@ -63,9 +63,9 @@ def hold_out_accuracy(features: np.ndarray, labels: np.ndarray, test: np.ndarray
 
 
 def measure(args) -> dict:
-    from fruits_lib.image import ImageDecodeError, decode_image, preprocess
-    from fruits_lib.tflite import cosine, int8_model, tflite_model, tflite_predict
-    from fruits_lib.weights import resolve_weights
+    from fruits_lib.support.image import ImageDecodeError, decode_image, preprocess
+    from fruits_lib.support.tflite import cosine, int8_model, tflite_model, tflite_predict
+    from fruits_lib.support.weights import resolve_weights
 
     root = Path(args.input)
     paths = sorted(p for p in root.glob("*/*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))

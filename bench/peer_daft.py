@@ -33,7 +33,7 @@ def main(argv=None) -> None:
     @daft.cls(cpus=1, max_concurrency=workers, use_process=True)
     class LiteRTFeaturizer:
         def __init__(self, model_path: str):
-            from fruits_lib.tflite import tflite_predict
+            from fruits_lib.support.tflite import tflite_predict
 
             with open(model_path, "rb") as handle:
                 self.predict = tflite_predict(handle.read(), threads=1)
@@ -41,7 +41,7 @@ def main(argv=None) -> None:
 
         @daft.method.batch(return_dtype=DataType.list(DataType.float32()), batch_size=args.batch_size)
         def __call__(self, images):
-            from fruits_lib.image import preprocess
+            from fruits_lib.support.image import preprocess
 
             pixels = np.stack([np.asarray(image, dtype=np.uint8) for image in images.to_pylist()])
             with self.lock:

@@ -26,14 +26,14 @@ class LiteRTFeaturizer:
     """One actor: a LiteRT interpreter of the model file; bytes -> decoded pixels -> 1280 features."""
 
     def __init__(self, model_path: str, image_size: int):
-        from fruits_lib.tflite import tflite_predict
+        from fruits_lib.support.tflite import tflite_predict
 
         with open(model_path, "rb") as handle:
             self.predict = tflite_predict(handle.read(), threads=1)
         self.image_size = image_size
 
     def __call__(self, batch: dict):
-        from fruits_lib.image import ImageDecodeError, decode_image, preprocess
+        from fruits_lib.support.image import ImageDecodeError, decode_image, preprocess
 
         paths, pixels = [], []
         for path, content in zip(batch["path"], batch["bytes"]):

@@ -25,7 +25,7 @@ from pathlib import Path
 from bench.peer_common import compare, read_features
 from bench.report import _machine
 from bench.runner import DEFAULT_INPUT, _load, _resolve_input, run_timed
-from fruits_lib.store import write_atomically
+from fruits_lib.support.store import write_atomically
 
 ENGINES = ("chain", "chain_int8", "plain_litert", "plain_litert_int8", "ray", "daft")
 SCALE_N = 20000  # photos from which the scale targets apply (an --input made by `fruits make-sample --augment`)
@@ -129,8 +129,8 @@ def round_ratios(runs: dict) -> dict:
 
 
 def measure(args) -> dict:
-    from fruits_lib.tflite import tflite_model, tflite_path
-    from fruits_lib.weights import resolve_weights
+    from fruits_lib.support.tflite import tflite_model, tflite_path
+    from fruits_lib.support.weights import resolve_weights
 
     source = _resolve_input(args.input)
     work = Path(args.work)

@@ -26,7 +26,7 @@ def _quiet_tensorflow():
 
 def _decode_files(paths: list, image_size: int) -> tuple:
     """Bytes -> pixels with the pipeline's own decode_image; returns kept paths and a uint8 stack."""
-    from fruits_lib.image import ImageDecodeError, decode_image
+    from fruits_lib.support.image import ImageDecodeError, decode_image
 
     kept, pixels = [], []
     for path in paths:
@@ -51,9 +51,9 @@ def plain_loop(args) -> None:
     started = time.perf_counter()
     litert = args.plain_engine == "litert"
     tf = None if litert else _quiet_tensorflow()
-    from fruits_lib.image import preprocess
-    from fruits_lib.tflite import TFLITE_INVOKE_BATCH, tflite_model, tflite_predict
-    from fruits_lib.weights import build_model, resolve_weights
+    from fruits_lib.support.image import preprocess
+    from fruits_lib.support.tflite import TFLITE_INVOKE_BATCH, tflite_model, tflite_predict
+    from fruits_lib.support.weights import build_model, resolve_weights
 
     seconds["import"] = time.perf_counter() - started
     mark = time.perf_counter()
@@ -111,9 +111,9 @@ def pure_inference(args) -> None:
     batch, then run on repeated batches for ``--pure-seconds``.
     """
     _quiet_tensorflow()
-    from fruits_lib.image import preprocess
-    from fruits_lib.tflite import TFLITE_INVOKE_BATCH, tflite_model, tflite_predict
-    from fruits_lib.weights import build_model, resolve_weights
+    from fruits_lib.support.image import preprocess
+    from fruits_lib.support.tflite import TFLITE_INVOKE_BATCH, tflite_model, tflite_predict
+    from fruits_lib.support.weights import build_model, resolve_weights
 
     weights = resolve_weights(args.weights)
     files = [str(p) for p in _interleaved(_list_images(Path(args.input)))][: args.batch_size * 8]
@@ -164,8 +164,8 @@ def build_time(args) -> None:
     import resource
 
     started = time.perf_counter()
-    from fruits_lib import tflite
-    from fruits_lib.weights import resolve_weights
+    from fruits_lib.support import tflite
+    from fruits_lib.support.weights import resolve_weights
 
     model = tflite.tflite_model(resolve_weights(args.weights), args.image_size)
     tflite.tflite_predict(model, 1, interpreter="tf.lite" if args.tf_lite else "litert")
@@ -180,7 +180,7 @@ def pca_compare(args) -> None:
     from sklearn.decomposition import PCA as SkPCA
 
     from fruits_lib.reduce import choose_k, fit_pca
-    from fruits_lib.session import get_spark
+    from fruits_lib.support.session import get_spark
 
     table = pq.read_table(args.features, columns=["path", "features"]).to_pandas().sort_values("path")
     matrix = np.stack(table["features"].to_numpy()).astype(np.float64)

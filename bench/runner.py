@@ -298,8 +298,8 @@ def run_ablations(work: Path, args, source: Path, headline: dict, step) -> list:
 
 def _prepare_tflite(work: Path, args, sizes: list) -> dict:
     """Make sure the TFLite model of every size is in the cache (as the EMR bootstrap does); timed."""
-    from fruits_lib.tflite import tflite_path
-    from fruits_lib.weights import resolve_weights
+    from fruits_lib.support.tflite import tflite_path
+    from fruits_lib.support.weights import resolve_weights
 
     weights = resolve_weights(args.weights)
     setup = {}
@@ -314,8 +314,8 @@ def _prepare_tflite(work: Path, args, sizes: list) -> dict:
 
 def _cold_cache(work: Path, args) -> dict:
     """A fresh FRUITS_CACHE_DIR holding only the weights .npz: the driver must convert to TFLite."""
-    from fruits_lib.store import cache_dir
-    from fruits_lib.weights import resolve_weights
+    from fruits_lib.support.store import cache_dir
+    from fruits_lib.support.weights import resolve_weights
 
     resolve_weights(args.weights)  # the .npz is in the user's cache now
     folder = work / "cold-cache"

@@ -26,7 +26,7 @@ KEPT = 3  # each new venv has new jars, so a new archive (~150 MB): only the new
 
 
 def _cache_dir() -> Path:
-    from fruits_lib.store import cache_dir
+    from fruits_lib.support.store import cache_dir
 
     return cache_dir()
 

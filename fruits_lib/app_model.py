@@ -27,9 +27,9 @@ from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 
 from fruits_lib import augment, load, reduce
-from fruits_lib.errors import InputError, OutputError
 from fruits_lib.featurize import ImageFeaturizer
-from fruits_lib.progress import image_counter, spark_images
+from fruits_lib.support.errors import InputError, OutputError
+from fruits_lib.support.progress import image_counter, spark_images
 from fruits_lib.train import PREDICTED, TrainResult, _publish, classification_metrics
 from fruits_lib.unknown import (
     BANK_SIZE,

@@ -2,7 +2,7 @@
 
 A Fruits-360 photo is a fruit on pure white, so its mask is nearly free: the white connected to the
 border is background. :func:`compose_scene` pastes the cut-out fruit (once, or several times as a
-handful of the same fruit) onto a background of :mod:`fruits_lib.backgrounds` at a varied scale,
+handful of the same fruit) onto a background of :mod:`fruits_lib.support.backgrounds` at a varied scale,
 position and rotation (up to overflowing the frame), with a soft shadow, sometimes an occluder, then
 changes light, colour balance, perspective, blur, noise and JPEG quality. Every scene is a pure
 function of (label/file name, scene index, seed): the same bytes on any machine and in any partition.
@@ -25,8 +25,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from fruits_lib import backgrounds
-from fruits_lib.params import int_between, one_of
+from fruits_lib.support import backgrounds
+from fruits_lib.support.params import int_between, one_of
 
 WHITE_LEVEL = 228  # a pixel whose every channel is above this may be the studio's white sheet
 VIEW_COL = "view"  # "studio" for the photo itself, "scene-<i>" for its composites

@@ -7,7 +7,6 @@ import os
 import sys
 import time
 
-from fruits_lib import logs
 from fruits_lib.cli_app import (
     _add_app_model_command,
     _add_evaluate_commands,
@@ -15,8 +14,9 @@ from fruits_lib.cli_app import (
     _evaluate,
     _make_eval,
 )
-from fruits_lib.cli_common import _add_terminal_options, _positive, _share, _spark_beside
-from fruits_lib.errors import FruitsError
+from fruits_lib.support import logs
+from fruits_lib.support.cli_common import _add_terminal_options, _positive, _share, _spark_beside
+from fruits_lib.support.errors import FruitsError
 
 DESCRIPTION = "Fruits!: featurize fruit photos on Spark, train, identify, export for the app."
 COMMANDS_EXAMPLES = """examples:
@@ -124,7 +124,7 @@ exit codes: 0 at least one image identified (unreadable files are listed with th
 EXPORT_EXAMPLES = """examples:
   {prog} export --model models/fruits --out fruits.tflite
 input: float32 (1, 224, 224, 3) RGB in [0, 255], the photo padded to a square on white then resized
-(as fruits_lib.image.decode_image does); output: (1, classes) probabilities, in labels.txt's order.
+(as fruits_lib.support.image.decode_image does); output: (1, classes) probabilities, in labels.txt's order.
 exit codes: 0 exported, 2 missing/altered model or unwritable output (one-line message)"""
 
 
@@ -262,7 +262,7 @@ def _print_summary(summary: dict) -> None:
 
 def _run(args) -> int:
     """``run``: the chain, then its summary."""
-    from fruits_lib.checks import check_run
+    from fruits_lib.support.checks import check_run
 
     started = time.time()
     # before the JVM starts: a typo fails at once, in one line
@@ -286,8 +286,8 @@ def _run(args) -> int:
 
 
 def _fetch(args) -> int:
-    from fruits_lib.tflite import tflite_model, tflite_path
-    from fruits_lib.weights import resolve_weights
+    from fruits_lib.support.tflite import tflite_model, tflite_path
+    from fruits_lib.support.weights import resolve_weights
 
     weights = resolve_weights(args.weights)
     print(f"weights {weights.source}: sha256 {weights.sha256}, {weights.nbytes / 1e6:.1f} MB, cached")
@@ -297,7 +297,7 @@ def _fetch(args) -> int:
 
 
 def _sample(args) -> int:
-    from fruits_lib.sample import AUGMENT_MANIFEST, augment, make_sample
+    from fruits_lib.support.sample import AUGMENT_MANIFEST, augment, make_sample
 
     if args.augment or args.source or args.count:
         missing = [name for name, value in (("--augment", args.augment), ("--from", args.source),

@@ -6,8 +6,8 @@ import argparse
 import sys
 import time
 
-from fruits_lib.cli_common import _add_terminal_options, _positive, _spark_beside
-from fruits_lib.errors import FruitsError
+from fruits_lib.support.cli_common import _add_terminal_options, _positive, _spark_beside
+from fruits_lib.support.errors import FruitsError
 
 APP_MODEL_EXAMPLES = """examples:
   {prog} app-model --input ../shared/data/fruits360-33/Training --model models/app --weights offline

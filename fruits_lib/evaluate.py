@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fruits_lib import augment, backgrounds
+from fruits_lib import augment
+from fruits_lib.support import backgrounds
 
 CONDITIONS = {  # name -> scene style (None: the studio photo itself)
     "studio": None,
@@ -161,8 +162,8 @@ def evaluate(spark, model_path: str, folder: str) -> dict:
 
 def write_report(report: dict, folder: str) -> str:
     """``report.json`` and ``confusion_matrix.png`` (rows: truth, columns: answer) into a local ``folder``."""
-    from fruits_lib import plot
-    from fruits_lib.store import write_atomically
+    from fruits_lib.support import plot
+    from fruits_lib.support.store import write_atomically
 
     matrix = report["confusion_matrix"]
     known = report["known"]

@@ -1,7 +1,7 @@
 """Export a trained model (``fruits train``) as ONE TFLite file for the app, with ``labels.txt`` beside it.
 
 The Keras model folded into it is: input ``(1, size, size, 3)`` float32 RGB in [0, 255] (the photo
-padded to a square on white and resized, as :func:`fruits_lib.image.decode_image` does) ->
+padded to a square on white and resized, as :func:`fruits_lib.support.image.decode_image` does) ->
 MobileNetV2's scaling to [-1, 1] -> MobileNetV2 (the model's bundled weights, average-pooled to 1280)
 -> ``Dense(k)`` holding the centring and PCA (``(x - mean) @ components``) -> ``Dense(classes)``
 holding the logistic regression (coefficients, intercepts) -> softmax. Output: ``(1, classes)``
@@ -24,13 +24,13 @@ from pyspark.ml import PipelineModel
 from pyspark.ml.classification import LogisticRegressionModel
 from pyspark.ml.feature import IndexToString, PCAModel, StandardScalerModel
 
-from fruits_lib import logs
-from fruits_lib.errors import InputError, OutputError
 from fruits_lib.featurize import ImageFeaturizer
-from fruits_lib.store import write_atomically
-from fruits_lib.tflite import configure_tensorflow, interpreter_class, tflite_predict
+from fruits_lib.support import logs
+from fruits_lib.support.errors import InputError, OutputError
+from fruits_lib.support.store import write_atomically
+from fruits_lib.support.tflite import configure_tensorflow, interpreter_class, tflite_predict
+from fruits_lib.support.weights import build_model
 from fruits_lib.unknown import SCORES, STUDIO_LIKE, AbstainRule, StudioGate
-from fruits_lib.weights import build_model
 
 LABELS_FILE = "labels.txt"
 METADATA_SUFFIX = ".json"  # fruits.tflite -> fruits.json: labels, input, and when to answer "unknown"

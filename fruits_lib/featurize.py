@@ -37,11 +37,11 @@ from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, StructType
 
-from fruits_lib.errors import TamperedModelError
-from fruits_lib.image import featurize_images
-from fruits_lib.params import int_between, one_of
-from fruits_lib.tflite import configure_tensorflow, tensorflow_version, tflite_model, tflite_predict
-from fruits_lib.weights import Weights, build_model, resolve_weights, weights_sha256
+from fruits_lib.support.errors import TamperedModelError
+from fruits_lib.support.image import featurize_images
+from fruits_lib.support.params import int_between, one_of
+from fruits_lib.support.tflite import configure_tensorflow, tensorflow_version, tflite_model, tflite_predict
+from fruits_lib.support.weights import Weights, build_model, resolve_weights, weights_sha256
 from fruits_lib.write import FileSystem, join
 
 ENGINES = ("tflite", "keras")
@@ -277,7 +277,7 @@ class ImageFeaturizer(Transformer, _FeaturizerParams, DefaultParamsReadable, Def
 
     def int8_model(self, dataset: DataFrame | None, image_size: int) -> bytes:
         """The int8 flatbuffer: the bundled or already calibrated one, else calibrated on ``dataset``'s photos."""
-        from fruits_lib.tflite import calibrated_int8
+        from fruits_lib.support.tflite import calibrated_int8
 
         if self._int8 is None or self._int8[0] != image_size:
             self._int8 = (image_size, calibrated_int8(self.resolved_weights(), image_size, dataset, self.getInputCol()))

@@ -20,9 +20,9 @@ from pyspark.ml.functions import vector_to_array
 from pyspark.sql import functions as F
 
 from fruits_lib import load
-from fruits_lib.errors import InputError
 from fruits_lib.featurize import ImageFeaturizer
-from fruits_lib.progress import image_counter, spark_images
+from fruits_lib.support.errors import InputError
+from fruits_lib.support.progress import image_counter, spark_images
 from fruits_lib.unknown import SCORES, AbstainRule, gate_columns
 from fruits_lib.write import FileSystem, join
 

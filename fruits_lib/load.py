@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from fruits_lib.errors import InputError
+from fruits_lib.support.errors import InputError
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png")
 # Hadoop globs are case-sensitive: spell every case out so .JPG and .Jpeg match too.

@@ -27,13 +27,14 @@ from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from fruits_lib import __version__, load, plot, reduce
-from fruits_lib.checks import check_run
-from fruits_lib.errors import FruitsError, InputError, OutputError
+from fruits_lib import __version__, load, reduce
 from fruits_lib.featurize import ImageFeaturizer
-from fruits_lib.progress import live, spark_images
-from fruits_lib.session import cluster_info, get_spark
-from fruits_lib.store import STALE_LOCK_SECONDS, SUMMARY, RunOutput
+from fruits_lib.support import plot
+from fruits_lib.support.checks import check_run
+from fruits_lib.support.errors import FruitsError, InputError, OutputError
+from fruits_lib.support.progress import live, spark_images
+from fruits_lib.support.session import cluster_info, get_spark
+from fruits_lib.support.store import STALE_LOCK_SECONDS, SUMMARY, RunOutput
 from fruits_lib.write import FileSystem, write_parquet
 
 IDENTITY = ["path", "length", "modificationTime"]  # what makes an input file "already done"

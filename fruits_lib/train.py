@@ -28,8 +28,9 @@ from pyspark.ml.tuning import CrossValidator, ParamGridBuilder
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from fruits_lib import plot, reduce
-from fruits_lib.errors import InputError, OutputError
+from fruits_lib import reduce
+from fruits_lib.support import plot
+from fruits_lib.support.errors import InputError, OutputError
 from fruits_lib.write import FileSystem, join
 
 REG_PARAMS = (1e-3, 1e-2, 1e-1)  # L2 strengths tried by cross-validation

@@ -1,7 +1,7 @@
 """Write results wherever Spark can (local, ``hdfs://``, ``s3://``): parquet, and files through Hadoop.
 
 Files go through Hadoop's FileSystem (the JVM's), so a PNG or ``summary.json`` lands on S3
-exactly like the parquet does. How a run's results are staged and published: :mod:`fruits_lib.store`.
+exactly like the parquet does. How a run's results are staged and published: :mod:`fruits_lib.support.store`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 from pyspark.sql import DataFrame, SparkSession
 
-from fruits_lib.errors import OutputError
+from fruits_lib.support.errors import OutputError
 
 LARGE_PAYLOAD = 1 << 20  # bytes above which FileSystem moves file contents through a local file, not py4j
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 
-from fruits_lib import plot
-from fruits_lib.notebook import show_png
+from fruits_lib.support import plot
+from fruits_lib.support.notebook import show_png
 
 
 def register_emr_magics() -> bool:

@@ -1,10 +1,10 @@
-"""The deck's own figures, drawn from the run's files with fruits_lib.plot: PCA scatter, sample grid."""
+"""The deck's own figures, drawn from the run's files with fruits_lib.support.plot: PCA scatter, samples."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from fruits_lib import plot
+from fruits_lib.support import plot
 from slides.sources import Missing
 
 

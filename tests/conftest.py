@@ -48,7 +48,7 @@ def pytest_report_collectionfinish(config, start_path, items):
 
 @pytest.fixture(scope="session")
 def spark():
-    from fruits_lib.session import get_spark
+    from fruits_lib.support.session import get_spark
 
     session = get_spark(MASTER, app_name="fruits-tests")
     yield session
@@ -57,7 +57,7 @@ def spark():
 
 @pytest.fixture(scope="session")
 def offline_weights():
-    from fruits_lib.weights import resolve_weights
+    from fruits_lib.support.weights import resolve_weights
 
     return resolve_weights("offline")
 
@@ -68,7 +68,7 @@ def random_weights_file(tmp_path_factory):
     import keras
     import numpy as np
 
-    from fruits_lib.weights import build_model
+    from fruits_lib.support.weights import build_model
 
     keras.utils.set_random_seed(0)
     path = tmp_path_factory.mktemp("weights") / "random_mobilenetv2.npz"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from fruits_lib import app_model, unknown
-from fruits_lib.errors import InputError, OutputError
+from fruits_lib.support.errors import InputError, OutputError
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data_sample"
 
@@ -167,7 +167,7 @@ def test_export_carries_the_studio_gate_and_scores_as_spark_does(app, fruits, sp
 
     from fruits_lib.export import tflite_classifier
     from fruits_lib.identify import load_model
-    from fruits_lib.image import decode_image
+    from fruits_lib.support.image import decode_image
 
     _, root, _ = app
     result = fruits("export", "--model", root / "model", "--out", tmp_path / "fruits.tflite")

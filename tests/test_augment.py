@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from fruits_lib import augment, backgrounds
+from fruits_lib import augment
+from fruits_lib.support import backgrounds
 
 
 def _studio_photo(size=100, highlight=True) -> np.ndarray:

@@ -108,7 +108,7 @@ def test_linear_fit_and_replicate(tmp_path):
 
 def test_ablations_are_spark_settings_of_the_bench_session_not_library_arguments():
     from bench.ablate import ablated_conf
-    from fruits_lib import session
+    from fruits_lib.support import session
 
     before = dict(session.LOCAL_DEFAULTS)
     conf = ablated_conf(["arrow_batch", "jit", "conf:spark.sql.shuffle.partitions=2"])

@@ -13,9 +13,9 @@ from helpers import SAMPLE
 
 from bench.observe import WorkerLog, read_model_loads, read_worker_stats
 from fruits_lib.featurize import ImageFeaturizer, add_worker_hook, remove_worker_hook
-from fruits_lib.image import decode_image, preprocess
 from fruits_lib.load import read_images
-from fruits_lib.weights import build_model
+from fruits_lib.support.image import decode_image, preprocess
+from fruits_lib.support.weights import build_model
 
 pytestmark = pytest.mark.cluster
 

@@ -134,8 +134,8 @@ def test_cluster_request_refuses_bad_settings(bad):
 
 
 def test_the_notebook_and_the_launcher_agree_on_the_eu_regions():
-    """02_emr checks its region with fruits_lib.notebook (the launcher is not on the nodes): same list."""
-    from fruits_lib import notebook
+    """02_emr checks its region with fruits_lib.support.notebook (no launcher on the nodes): same list."""
+    from fruits_lib.support import notebook
 
     assert set(notebook.EU_REGIONS) == set(emr_mod.EU_REGIONS)
     assert notebook.check_region("eu-west-3") == "eu-west-3"

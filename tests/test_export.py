@@ -7,8 +7,8 @@ from helpers import SAMPLE_LABELS as LABELS
 from pyspark.ml import PipelineModel
 from pyspark.ml.functions import array_to_vector, vector_to_array
 
-from fruits_lib.errors import OutputError
 from fruits_lib.export import export, folded_matrices
+from fruits_lib.support.errors import OutputError
 
 pytest_plugins = ["helpers.classifier"]
 

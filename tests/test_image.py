@@ -1,10 +1,16 @@
-"""fruits_lib.image: decoding every kind of file, the bomb guards, padding, scaling, fixed-size batches."""
+"""fruits_lib.support.image: decoding every kind of file, the bomb guards, padding, scaling, batches."""
 
 import numpy as np
 import pytest
 from helpers.images import bad_files, odd_but_valid_files, picture
 
-from fruits_lib.image import MAX_DECODED_PIXELS, ImageDecodeError, decode_image, featurize_images, preprocess
+from fruits_lib.support.image import (
+    MAX_DECODED_PIXELS,
+    ImageDecodeError,
+    decode_image,
+    featurize_images,
+    preprocess,
+)
 
 
 @pytest.mark.parametrize("name", sorted(odd_but_valid_files()))

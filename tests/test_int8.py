@@ -10,12 +10,19 @@ import pytest
 from helpers import SAMPLE
 from helpers.images import picture
 
-from fruits_lib.errors import OutputError
 from fruits_lib.featurize import NETWORK_INT8, ImageFeaturizer, TamperedModelError
-from fruits_lib.image import decode_image, preprocess
 from fruits_lib.load import read_images
 from fruits_lib.pipeline import run
-from fruits_lib.tflite import calibration_contents, cosine, int8_model, is_int8, tflite_model, tflite_predict
+from fruits_lib.support.errors import OutputError
+from fruits_lib.support.image import decode_image, preprocess
+from fruits_lib.support.tflite import (
+    calibration_contents,
+    cosine,
+    int8_model,
+    is_int8,
+    tflite_model,
+    tflite_predict,
+)
 
 
 def quiet(message):
@@ -103,8 +110,8 @@ def test_int8_is_refused_over_float32_features_and_kept_when_added_to(spark, tmp
 
 
 def test_a_model_trained_on_int8_features_is_not_exported_with_the_float_network():
-    from fruits_lib.errors import InputError
     from fruits_lib.export import float_featurizer
+    from fruits_lib.support.errors import InputError
 
     assert float_featurizer(ImageFeaturizer(weights="offline")).getPrecision() == "float32"
     with pytest.raises(InputError, match="trained on int8 features"):

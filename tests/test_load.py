@@ -4,7 +4,7 @@ import pytest
 from helpers.images import picture
 
 from fruits_lib import load
-from fruits_lib.errors import InputError
+from fruits_lib.support.errors import InputError
 
 
 @pytest.mark.parametrize("path, label", [

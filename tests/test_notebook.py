@@ -1,8 +1,8 @@
-"""fruits_lib.notebook: the notebooks' helpers (paths, tables), and notebooks/emr_magics.py's stand-ins."""
+"""fruits_lib.support.notebook: the notebooks' helpers (paths, tables), emr_magics.py's stand-ins."""
 
 
 from devtools import report
-from fruits_lib import notebook
+from fruits_lib.support import notebook
 
 
 def test_project_path_keeps_uris_and_absolute_paths(tmp_path, monkeypatch):

@@ -25,7 +25,7 @@ import pytest
 
 from devtools import report
 from fruits_emr.config import EU_REGIONS
-from fruits_lib import notebook
+from fruits_lib.support import notebook
 
 
 def _execute(name: str, parameters) -> tuple:

@@ -44,7 +44,8 @@ def test_wheel_holds_the_product_only_and_declares_the_default_engine(wheel):
         modules = set(whl.namelist())
     assert packages == {"fruits_lib"}  # no bench, no fruits_emr, no tests
     assert {"fruits_lib/featurize.py", "fruits_lib/pipeline.py", "fruits_lib/cli.py",
-            "fruits_lib/log4j2.properties"} <= modules  # the driver JVM's log configuration ships with the code
+            "fruits_lib/support/__init__.py", "fruits_lib/support/store.py",
+            "fruits_lib/support/log4j2.properties"} <= modules  # the driver JVM's log configuration ships too
     # developer tooling stays in the checkout: notebook reports, the JVM class archive, the EMR magics' stand-ins
     assert not {"fruits_lib/report.py", "fruits_lib/spark_daemon.py"} & modules
     assert not [name for name in modules if name.startswith(("devtools/", "bench/", "notebooks/", "tests/"))]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from fruits_lib.params import int_between, one_of
+from fruits_lib.support.params import int_between, one_of
 
 
 def test_int_between_converts_and_refuses_out_of_range():

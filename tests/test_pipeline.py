@@ -8,9 +8,9 @@ import pytest
 from helpers import SAMPLE
 from helpers.images import picture
 
-from fruits_lib.errors import OutputError
 from fruits_lib.pipeline import run
-from fruits_lib.store import RunOutput
+from fruits_lib.support.errors import OutputError
+from fruits_lib.support.store import RunOutput
 
 pytestmark = pytest.mark.slow  # every test runs the chain two or three times
 

@@ -1,9 +1,9 @@
-"""fruits_lib.plot: the figures carry what a reader needs (threshold, k, labels)."""
+"""fruits_lib.support.plot: the figures carry what a reader needs (threshold, k, labels)."""
 
 import numpy as np
 from helpers.images import picture
 
-from fruits_lib import plot
+from fruits_lib.support import plot
 
 
 def test_explained_variance_marks_threshold_and_k():

@@ -111,7 +111,7 @@ def test_exported_tflite_agrees_with_the_spark_pipeline(spark, offline_real, tmp
     from pyspark.sql import functions as F
 
     from fruits_lib.export import export, tflite_classifier
-    from fruits_lib.image import decode_image
+    from fruits_lib.support.image import decode_image
 
     _, result = offline_real
     model = PipelineModel.load(result.model_path)

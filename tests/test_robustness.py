@@ -105,7 +105,7 @@ def test_incremental_runs_add_only_new_images(spark, tmp_path):
 
 @pytest.mark.slow
 def test_full_mode_refuses_an_existing_output_and_overwrite_replaces_it(spark, tmp_path):
-    from fruits_lib.errors import OutputError
+    from fruits_lib.support.errors import OutputError
 
     source, output = tmp_path / "input", tmp_path / "out"
     copy_classes(source, ["apple", "banana"], per_class=4)

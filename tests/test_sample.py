@@ -1,4 +1,4 @@
-"""Tests for ``fruits_lib.sample``: the generator of the committed ``data_sample/`` set (no Spark)."""
+"""Tests for ``fruits_lib.support.sample``: the generator of the committed ``data_sample/`` set (no Spark)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fruits_lib.sample import FRUITS, make_sample
+from fruits_lib.support.sample import FRUITS, make_sample
 
 DATA_SAMPLE = Path(__file__).resolve().parents[1] / "data_sample"
 REGENERATE = (
-    "python -c \"from fruits_lib.sample import make_sample; make_sample('data_sample', overwrite=True)\""
+    "python -c \"from fruits_lib.support.sample import make_sample; "
+    "make_sample('data_sample', overwrite=True)\""
 )
 
 
@@ -125,7 +126,7 @@ def _digests(root: Path) -> dict:
 
 
 def test_augment_is_deterministic_whatever_the_process_count(tmp_path):
-    from fruits_lib.sample import augment
+    from fruits_lib.support.sample import augment
 
     one = augment(DATA_SAMPLE, tmp_path / "one", 40, workers=1, log=None)
     two = augment(DATA_SAMPLE, tmp_path / "two", 40, workers=2, log=None)
@@ -138,7 +139,7 @@ def test_augment_is_deterministic_whatever_the_process_count(tmp_path):
 
 
 def test_augmented_images_are_new_views_of_their_photo(tmp_path):
-    from fruits_lib.sample import augment
+    from fruits_lib.support.sample import augment
 
     augment(DATA_SAMPLE, tmp_path / "aug", 16, workers=1, log=None)
     for path in sorted((tmp_path / "aug").rglob("*.jpg")):
@@ -151,7 +152,7 @@ def test_augmented_images_are_new_views_of_their_photo(tmp_path):
 
 
 def test_augment_refuses_a_non_empty_output_and_reports_unreadable_photos(tmp_path):
-    from fruits_lib.sample import AUGMENT_MANIFEST, augment
+    from fruits_lib.support.sample import AUGMENT_MANIFEST, augment
 
     source = tmp_path / "photos"
     (source / "kiwi").mkdir(parents=True)

@@ -1,10 +1,10 @@
-"""fruits_lib.session: the local driver's settings (fixed heap sized by its task slots), conf on top."""
+"""fruits_lib.support.session: the local driver's settings (heap sized by its task slots), conf on top."""
 
 import os
 
 import pytest
 
-from fruits_lib.session import LOCAL_DEFAULTS, _fixed_heap, local_driver_memory, local_settings
+from fruits_lib.support.session import LOCAL_DEFAULTS, _fixed_heap, local_driver_memory, local_settings
 
 
 def test_the_local_driver_heap_is_fixed(spark):

@@ -1,12 +1,12 @@
-"""fruits_lib.store: the lock, the staged, summary-last publication, recovery of an interrupted run."""
+"""fruits_lib.support.store: the lock, the staged, summary-last publication, resuming an interrupted run."""
 
 import json
 import os
 
 import pytest
 
-from fruits_lib.errors import OutputError
-from fruits_lib.store import RunOutput
+from fruits_lib.support.errors import OutputError
+from fruits_lib.support.store import RunOutput
 
 
 def test_publish_moves_results_and_writes_summary_last(spark, tmp_path):

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from helpers import ROOT, SAMPLE, cli
 
-from fruits_lib import logs
 from fruits_lib.cli import DESCRIPTION, build_parser
-from fruits_lib.progress import Progress, image_counter, progress, spark_images
+from fruits_lib.support import logs
+from fruits_lib.support.progress import Progress, image_counter, progress, spark_images
 
 COMMANDS = ("run", "train", "identify", "export", "make-sample", "fetch-weights", "app-model", "make-eval", "evaluate")
 # Our own lines on stderr during a successful run: the progress summary of each long stage.
@@ -108,7 +108,7 @@ NATIVE = [b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n",
 @pytest.mark.parametrize("level, kept", [("", NATIVE[-2:]), ("debug", NATIVE)])
 def test_native_info_lines_are_dropped_and_warnings_kept(level, kept, tmp_path):
     """In a child process: the guard works on file descriptor 2, which pytest's capture replaces here."""
-    code = ("import os\nfrom fruits_lib import logs\nwith logs.native_noise_silenced():\n"
+    code = ("import os\nfrom fruits_lib.support import logs\nwith logs.native_noise_silenced():\n"
             + "".join(f"    os.write(2, {line!r})\n" for line in NATIVE))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=ROOT,
                           env=dict(os.environ, FRUITS_LOG=level))
@@ -163,7 +163,7 @@ def test_featurize_tasks_are_small_only_when_a_person_watches():
 def test_the_jvm_is_forked_once_fork_handler_modules_are_imported():
     """No "Exception ignored ... release unlocked lock" at start-up: a module that registers fork handlers
     (concurrent.futures.thread) imported by the chain's import thread while the JVM is forked broke them."""
-    code = ("import sys\nimport fruits_lib.session as session\nfrom fruits_lib import cli\n"
+    code = ("import sys\nimport fruits_lib.support.session as session\nfrom fruits_lib import cli\n"
             "session.get_spark = lambda *a, **k: print('concurrent.futures.thread' in sys.modules) or sys.exit(0)\n"
             "cli._spark_beside([])\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)

@@ -1,8 +1,8 @@
-"""fruits_lib.tflite: the TFLite runtime that loads the converted network."""
+"""fruits_lib.support.tflite: the TFLite runtime that loads the converted network."""
 
 import pytest
 
-from fruits_lib.tflite import interpreter_class
+from fruits_lib.support.tflite import interpreter_class
 
 
 def test_the_tflite_interpreter_is_a_parameter():

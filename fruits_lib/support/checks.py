@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 
-from fruits_lib.errors import FruitsError, InputError, OutputError
 from fruits_lib.load import normalize_path
-from fruits_lib.weights import check_source
+from fruits_lib.support.errors import FruitsError, InputError, OutputError
+from fruits_lib.support.weights import check_source
 
 
 def check_run(input_path: str, output_path: str, *, weights: str = "imagenet", mode: str = "full",

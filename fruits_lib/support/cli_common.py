@@ -40,7 +40,7 @@ def _spark_beside(modules, master=None, ui: bool = False, conf: dict | None = No
     import concurrent.futures.thread  # noqa: F401 - see below
     import threading
 
-    from fruits_lib.session import get_spark
+    from fruits_lib.support.session import get_spark
 
     # The JVM is forked from this thread while the others import. A module that registers fork handlers
     # (concurrent.futures.thread: acquire before, release after) must not be first imported during that

@@ -20,9 +20,9 @@ import warnings
 
 import numpy as np
 
-from fruits_lib import logs
-from fruits_lib.store import cache_dir, write_atomically
-from fruits_lib.weights import Weights, build_model
+from fruits_lib.support import logs
+from fruits_lib.support.store import cache_dir, write_atomically
+from fruits_lib.support.weights import Weights, build_model
 
 TFLITE_INVOKE_BATCH = 1  # images per TFLite invoke (docs/performance.md: faster than 32 on one core)
 
@@ -162,7 +162,7 @@ def calibration_contents(frame, count: int = CALIBRATION_IMAGES, content_col: st
 
 def calibration_arrays(contents, image_size: int) -> list:
     """Network inputs (float32 ``(1, size, size, 3)``) for the readable photos among ``contents``."""
-    from fruits_lib.image import ImageDecodeError, decode_image, preprocess
+    from fruits_lib.support.image import ImageDecodeError, decode_image, preprocess
 
     arrays = []
     for content in contents:

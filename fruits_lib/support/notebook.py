@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fruits_lib import plot
+from fruits_lib.support import plot
 from fruits_lib.write import join
 
 # Spark settings that decide how featurization runs (memory, cores, executors, Python, Arrow).

@@ -13,7 +13,7 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from fruits_lib import logs
+from fruits_lib.support import logs
 
 LOCAL_DEFAULTS = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
@@ -77,8 +77,8 @@ def local_settings(master: str, conf: dict | None = None) -> dict:
     then a heap of fixed size (``-Xms`` appended to ``spark.driver.extraJavaOptions``) sized by its task slots."""
     settings = {**LOCAL_DEFAULTS, **(conf or {})}
     memory = settings.get("spark.driver.memory") or local_driver_memory(master)
-    # the log level is the JVM's from its first line, start-up included (fruits_lib.logs); verbose: every
-    # line from the JVM's start on (Spark's defaults stop at WARN after start-up)
+    # the log level is the JVM's from its first line, start-up included (logs.py beside this module);
+    # verbose: every line from the JVM's start on (Spark's defaults stop at WARN after start-up)
     extra = [settings.get("spark.driver.extraJavaOptions", ""), _fixed_heap(memory), logs.driver_java_options()]
     options = " ".join(option for option in extra if option)
     verbose = {"spark.log.level": "INFO"} if logs.verbose() else {}

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fruits_lib.errors import WeightsError
-from fruits_lib.store import cache_dir, write_atomically
+from fruits_lib.support.errors import WeightsError
+from fruits_lib.support.store import cache_dir, write_atomically
 
 FEATURE_DIM = 1280
 NAMED_SOURCES = ("imagenet", "offline")
