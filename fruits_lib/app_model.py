@@ -36,6 +36,7 @@ from fruits_lib.unknown import (
     GATE_FILE,
     SCORES,
     STUDIO_LIKE,
+    STUDIO_PROBABILITY,
     AbstainRule,
     StudioGate,
     choose_threshold,
@@ -99,10 +100,13 @@ def _fit_classifier(training, pca_k: int, reg_param: float):
     return pca, indexer, classifier
 
 
-def _fit_gate(training, pca, seed: int, bank_size: int) -> StudioGate | None:
-    """The studio gate of a model whose centring + PCA is ``pca`` (:func:`fruits_lib.unknown.fit_gate`)."""
+def _fit_gate(training, pca, seed: int, bank_size: int, indexer=None, reg_param: float = 0.001) -> StudioGate | None:
+    """The studio gate of a model whose centring + PCA is ``pca`` (:func:`fruits_lib.unknown.fit_gate`); with the
+    model's label ``indexer``, its studio classifier too."""
     projected = pca.model.transform(training.withColumn("features", array_to_vector("features")))
-    return fit_gate(projected.withColumn("studio", F.col(augment.VIEW_COL) == "studio"), pca, "studio", seed, bank_size)
+    projected = indexer.transform(projected) if indexer is not None else projected
+    return fit_gate(projected.withColumn("studio", F.col(augment.VIEW_COL) == "studio"), pca, "studio", seed, bank_size,
+                    label_index_col="labelIndex" if indexer is not None else None, reg_param=reg_param)
 
 
 def unknown_confidences(frame, labels, pca_k: int, reg_param: float, seed: int = 0, folds: int = OPEN_SET_FOLDS,
@@ -257,9 +261,10 @@ def build_app_model(spark, input_path: str, model_path: str, *, work: str, scene
     log(f"[2/4] PCA (k = {pca_k}) + logistic regression (regParam {reg_param}) on {n_train} training images "
         f"({len(groups)} labels" + (f"; left out: {', '.join(excluded)}" if excluded else "") + ")")
     pca, indexer, classifier = _fit_classifier(training, pca_k, reg_param)
-    gate = _fit_gate(training, pca, seed, studio_bank) if studio_bank else None
+    gate = _fit_gate(training, pca, seed, studio_bank, indexer, reg_param) if studio_bank else None
     if gate is not None:
-        log(f"      studio gate: {len(gate.bank)} studio training photos, a linear head for studio-like photos")
+        log(f"      studio gate: a linear head for studio-like photos, {len(gate.bank)} studio training photos, "
+            "a classifier trained on studio photos")
     if refuse_unknown > 0:
         log("[3/4] open-set calibration: the same recipe without some labels, on their calibration images")
         unknown, folds = unknown_confidences(frame, groups, pca_k, reg_param, seed,
@@ -273,10 +278,15 @@ def build_app_model(spark, input_path: str, model_path: str, *, work: str, scene
 
     held_out = frame.filter(F.col("split") != "train").withColumn("features", array_to_vector("features"))
     held = decoder.transform(classifier.transform(pca.model.transform(held_out)))
-    held = gate_columns(held, gate) if gate is not None else held.withColumns({s: F.lit(None) for s in SCORES})
-    rows = held.select("path", "label", "split", augment.VIEW_COL, F.col(PREDICTED).alias("predicted"),
-                       F.array_max(vector_to_array("probability")).alias("probability"), *SCORES).toPandas()
+    held = (gate_columns(held, gate) if gate is not None else
+            held.withColumns({s: F.lit(None) for s in SCORES}).withColumn(STUDIO_PROBABILITY, F.lit(None)))
+    rows = held.select("path", "label", "split", augment.VIEW_COL, vector_to_array("probability").alias("p"),
+                       *SCORES, STUDIO_PROBABILITY).toPandas()
     rows = rows.sort_values("path").reset_index(drop=True)
+    naming = AbstainRule(gate=gate).naming(np.stack(rows["p"]), rows["studio_likeness"], rows[STUDIO_PROBABILITY])
+    rows = rows.drop(columns=["p", STUDIO_PROBABILITY]).assign(
+        predicted=np.asarray(labels, object)[naming.argmax(axis=1)], probability=naming.max(axis=1))
+    rows = rows[["path", "label", "split", augment.VIEW_COL, "predicted", "probability", *SCORES]]
     calibrating = rows[rows["split"] == "calibration"]
     rule, chosen = choose_rule(calibrating, unknown, gate, refuse_unknown)
     answered = rule.answered(rows["probability"], rows["studio_likeness"], rows["nearest_studio"])

@@ -7,7 +7,8 @@ MobileNetV2's scaling to [-1, 1] -> MobileNetV2 (the model's bundled weights, av
 holding the logistic regression (coefficients, intercepts) -> softmax. Output: ``(1, classes)``
 probabilities in the order of ``labels.txt``, which is the Spark model's label order. A model with a
 studio gate (:mod:`fruits_lib.unknown`) adds two columns computed from the PCA projection: how much the
-photo looks like a studio shot, and the similarity of its nearest studio training photo.
+photo looks like a studio shot, and the similarity of its nearest studio training photo; a studio-like
+photo's probabilities are then those of the gate's classifier trained on studio photos.
 """
 
 from __future__ import annotations
@@ -92,11 +93,17 @@ def keras_model(model: PipelineModel, gate: StudioGate | None = None):
         unit = keras.ops.normalize(keras.ops.multiply(projected, (1.0 / gate.scale).astype(np.float32)), axis=-1)
         bank = keras.layers.Dense(len(gate.bank), use_bias=False, name="studio_bank")
         nearest = keras.ops.max(bank(unit), axis=-1, keepdims=True)
+        if gate.coefficients is not None:  # studio-like photos are named by the studio classifier
+            studio_layer = keras.layers.Dense(len(matrices["labels"]), name="studio_classifier")
+            studio = keras.layers.Softmax(name="studio_probabilities")(studio_layer(projected))
+            probabilities = keras.ops.where(keras.ops.greater_equal(likeness, STUDIO_LIKE), studio, probabilities)
         probabilities = keras.ops.concatenate([probabilities, likeness, nearest], axis=-1)
     folded = keras.Model(image, probabilities, name="fruits_classifier")
     if gate is not None:
         head.set_weights([gate.head.astype(np.float32)[:, None], np.array([gate.intercept], np.float32)])
         bank.set_weights([gate.bank.T.astype(np.float32)])
+        if gate.coefficients is not None:
+            studio_layer.set_weights([gate.coefficients.T.astype(np.float32), gate.intercepts.astype(np.float32)])
     pca_layer.set_weights([matrices["pca_kernel"].astype(np.float32), matrices["pca_bias"].astype(np.float32)])
     logit_layer.set_weights([matrices["classifier_kernel"].astype(np.float32),
                              matrices["classifier_bias"].astype(np.float32)])
@@ -138,6 +145,9 @@ def export(model: PipelineModel, out: str, overwrite: bool = False, rule: Abstai
         metadata["answer"] = ("if studio_likeness >= studio_like_from: labels[argmax] when nearest_studio >= "
                               "similarity_threshold, else unknown; otherwise labels[argmax] when max probability "
                               ">= unknown_threshold, else unknown (argmax over the probabilities only)")
+        if rule.gate.coefficients is not None:
+            metadata["output"]["meaning"] += (" (the probabilities are those of the classifier trained on studio "
+                                              "photos when studio_likeness >= studio_like_from)")
     for path, data in ((out, flatbuffer), (labels_path, ("\n".join(labels) + "\n").encode()),
                        (metadata_path, json.dumps(metadata, indent=1).encode())):
         write_atomically(path, data)

@@ -23,7 +23,7 @@ from fruits_lib import load
 from fruits_lib.featurize import ImageFeaturizer
 from fruits_lib.support.errors import InputError
 from fruits_lib.support.progress import image_counter, spark_images
-from fruits_lib.unknown import SCORES, AbstainRule, gate_columns
+from fruits_lib.unknown import SCORES, STUDIO_PROBABILITY, AbstainRule, gate_columns
 from fruits_lib.write import FileSystem, join
 
 PROGRESS_FROM = 32  # files: fewer are identified in a few seconds, without a progress bar
@@ -106,11 +106,14 @@ def identify(spark, model: PipelineModel, targets: list, top: int = 3, rule: Abs
         ok = gate_columns(ok, rule.gate, model.stages[-3].getOutputCol())  # the PCA stage's projection
     else:
         ok = ok.withColumns({score: F.lit(None).cast("double") for score in SCORES})
+    if STUDIO_PROBABILITY not in ok.columns:  # no gate, or a gate without a classifier of its own
+        ok = ok.withColumn(STUDIO_PROBABILITY, F.lit(None).cast("array<double>"))
     ok = ok.select("path", F.lit(None).cast("string").alias("error"),
-                   vector_to_array("probability").alias("probability"), *SCORES)
+                   vector_to_array("probability").alias("probability"), *SCORES, STUDIO_PROBABILITY)
     failed = featurized.filter(F.col(error_col).isNotNull()).select(
         "path", F.col(error_col).alias("error"), F.lit(None).cast("array<double>").alias("probability"),
-        *(F.lit(None).cast("double").alias(score) for score in SCORES))
+        *(F.lit(None).cast("double").alias(score) for score in SCORES),
+        F.lit(None).cast("array<double>").alias(STUDIO_PROBABILITY))
     seen = set()
     rows = ok.unionByName(failed).orderBy("path")
     with spark_images(spark, "identify", len(listed)) if len(listed) >= PROGRESS_FROM else nullcontext():
@@ -121,7 +124,8 @@ def identify(spark, model: PipelineModel, targets: list, top: int = 3, rule: Abs
         if row["error"] is not None:
             yield Identification(_shown(row["path"]), error=row["error"])
             continue
-        probabilities = np.asarray(row["probability"])
+        probabilities = rule.naming([row["probability"]], [row["studio_likeness"]],
+                                    [row[STUDIO_PROBABILITY]] if row[STUDIO_PROBABILITY] is not None else None)[0]
         order = np.argsort(-probabilities, kind="stable")[:top]
         refused = rule.refusals([probabilities.max()], [row["studio_likeness"]], [row["nearest_studio"]])[0]
         yield Identification(_shown(row["path"]), top=[(labels[i], float(probabilities[i])) for i in order],

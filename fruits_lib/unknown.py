@@ -1,9 +1,10 @@
 """When a model answers "unknown": the thresholds, the studio gate, and the rule saved with the app's model.
 
-A photo that looks like a studio shot (a linear head on the PCA projection says so) is answered only when a
-studio training photo is close to it: the cosine similarity of whitened projections to the nearest of a
-bank of them tells fruits never learnt from known ones far better there than the highest probability
-does. Any other photo is answered when its highest probability reaches a threshold.
+A photo that looks like a studio shot (a linear head on the PCA projection says so) is named by a
+classifier trained on studio photos only, and answered only when a studio training photo is close to it:
+the cosine similarity of whitened projections to the nearest of a bank of them tells fruits never learnt
+from known ones far better there than the highest probability does. Any other photo is named by the
+model's own classifier and answered when its highest probability reaches a threshold.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ GATE_FILE = "studio_gate.npz"  # beside metrics.json in the model folder
 STUDIO_LIKE = 0.5  # the head's probability from which a photo is taken for a studio shot
 BANK_SIZE = 4000  # studio photos kept: the bank's similarity was the same with 4,000 as with all 10,800
 SCORES = ("studio_likeness", "nearest_studio")
+STUDIO_PROBABILITY = "studio_probability"  # the studio classifier's probabilities (gate_columns)
 
 
 def choose_threshold(right, confidence) -> float:
@@ -64,12 +66,15 @@ def threshold_refusing(unknown_confidence, share: float) -> float:
 
 @dataclass(frozen=True)
 class StudioGate:
-    """Is a photo a studio shot, and how close is the nearest studio photo learnt (both from its projection)."""
+    """From a photo's projection: is it a studio shot, how close is the nearest studio photo learnt, and
+    (``coefficients``, when fitted) what a classifier trained on studio photos only names it."""
 
     scale: np.ndarray  # (k,) each PCA component's standard deviation (up to one factor): whitening
     bank: np.ndarray  # (n, k) float32 unit vectors: whitened projections of studio training photos
     head: np.ndarray  # (k,) logistic coefficients on the projection: studio shot or not
     intercept: float
+    coefficients: np.ndarray | None = None  # (classes, k) multinomial regression on studio photos, model's labels
+    intercepts: np.ndarray | None = None  # (classes,)
 
     def score(self, projected) -> tuple:
         """``(studio likeness in [0, 1], cosine similarity to the nearest studio photo)`` per row."""
@@ -81,21 +86,34 @@ class StudioGate:
                                   for i in range(0, len(whitened), 1024)]) if len(whitened) else np.zeros(0)
         return likeness, nearest.astype(np.float64)
 
+    def probabilities(self, projected) -> np.ndarray:
+        """The studio classifier's class probabilities per row (softmax of its logits)."""
+        logits = np.atleast_2d(np.asarray(projected, np.float64)) @ self.coefficients.T + self.intercepts
+        logits -= logits.max(axis=1, keepdims=True)
+        exp = np.exp(logits)
+        return exp / exp.sum(axis=1, keepdims=True)
+
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
-        np.savez(buffer, scale=self.scale, bank=self.bank, head=self.head, intercept=np.float64(self.intercept))
+        classifier = {} if self.coefficients is None else {"coefficients": self.coefficients,
+                                                           "intercepts": self.intercepts}
+        np.savez(buffer, scale=self.scale, bank=self.bank, head=self.head, intercept=np.float64(self.intercept),
+                 **classifier)
         return buffer.getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> StudioGate:
         saved = np.load(io.BytesIO(data), allow_pickle=False)
-        return cls(saved["scale"], saved["bank"], saved["head"], float(saved["intercept"]))
+        classifier = (saved["coefficients"], saved["intercepts"]) if "coefficients" in saved.files else (None, None)
+        return cls(saved["scale"], saved["bank"], saved["head"], float(saved["intercept"]), *classifier)
 
 
 def fit_gate(training, pca, studio_col: str, seed: int = 0, bank_size: int = BANK_SIZE,
-             projected_col: str = "pca", path_col: str = "path") -> StudioGate | None:
+             projected_col: str = "pca", path_col: str = "path", label_index_col: str | None = None,
+             reg_param: float = 0.001) -> StudioGate | None:
     """The gate of a model whose PCA stage (``pca``: a :class:`fruits_lib.reduce.PCAResult`) made
-    ``projected_col`` on ``training``; ``studio_col``: true for studio photos. None when the training images
+    ``projected_col`` on ``training``; ``studio_col``: true for studio photos; with ``label_index_col`` (the
+    model's label indices, with their metadata) the studio classifier too. None when the training images
     are all of one kind (no scene, e.g. ``--scenes 0``): nothing to tell studio shots from."""
     kinds = {row[0] for row in training.select(studio_col).distinct().collect()}
     if kinds != {True, False}:
@@ -109,22 +127,35 @@ def fit_gate(training, pca, studio_col: str, seed: int = 0, bank_size: int = BAN
     scale = np.where(scale > 0, scale, 1.0)
     whitened = kept / scale
     whitened /= np.maximum(np.linalg.norm(whitened, axis=1, keepdims=True), 1e-12)
-    return StudioGate(scale, whitened.astype(np.float32), head.coefficients.toArray(), float(head.intercept))
+    coefficients = intercepts = None
+    if label_index_col is not None:
+        classifier = LogisticRegression(featuresCol=projected_col, labelCol=label_index_col, family="multinomial",
+                                        maxIter=200, regParam=reg_param).fit(training.filter(F.col(studio_col)))
+        coefficients = classifier.coefficientMatrix.toArray()
+        intercepts = classifier.interceptVector.toArray()
+    return StudioGate(scale, whitened.astype(np.float32), head.coefficients.toArray(), float(head.intercept),
+                      coefficients, intercepts)
 
 
 def gate_columns(frame, gate: StudioGate, projected_col: str = "pca"):
-    """``frame`` with :data:`SCORES` (double columns) from ``projected_col``, scored on the executors."""
+    """``frame`` with :data:`SCORES` (doubles) and, when the gate has a classifier, :data:`STUDIO_PROBABILITY`
+    (array<double>), from ``projected_col``, scored on the executors."""
     shared = frame.sparkSession.sparkContext.broadcast(gate)
+    names = SCORES + ((STUDIO_PROBABILITY,) if gate.coefficients is not None else ())
 
-    @pandas_udf("studio_likeness double, nearest_studio double")
+    @pandas_udf(", ".join(f"{name} {'array<double>' if name == STUDIO_PROBABILITY else 'double'}" for name in names))
     def score(projected):
         import pandas as pd
 
-        likeness, nearest = shared.value.score(np.stack(projected.to_numpy()) if len(projected) else np.zeros((0, 1)))
-        return pd.DataFrame({"studio_likeness": likeness, "nearest_studio": nearest})
+        rows = np.stack(projected.to_numpy()) if len(projected) else np.zeros((0, len(shared.value.scale)))
+        likeness, nearest = shared.value.score(rows)
+        scores = {"studio_likeness": likeness, "nearest_studio": nearest}
+        if shared.value.coefficients is not None:
+            scores[STUDIO_PROBABILITY] = list(shared.value.probabilities(rows)) if len(rows) else []
+        return pd.DataFrame(scores)
 
     scored = frame.withColumn("_gate", score(vector_to_array(projected_col)))
-    return scored.select("*", *(F.col(f"_gate.{name}").alias(name) for name in SCORES)).drop("_gate")
+    return scored.select("*", *(F.col(f"_gate.{name}").alias(name) for name in names)).drop("_gate")
 
 
 @dataclass(frozen=True)
@@ -137,6 +168,15 @@ class AbstainRule:
 
     def studio_like(self, likeness) -> np.ndarray:
         return np.asarray(likeness, float) >= STUDIO_LIKE if self.gate is not None else np.zeros(len(likeness), bool)
+
+    def naming(self, probabilities, likeness=None, studio_probabilities=None) -> np.ndarray:
+        """The class probabilities that name each photo: the studio classifier's for a studio-like photo (when
+        the gate has one), the model's for the others."""
+        probabilities = np.atleast_2d(np.asarray(probabilities, float))
+        if self.gate is None or self.gate.coefficients is None or studio_probabilities is None:
+            return probabilities
+        studio = self.studio_like(likeness)
+        return np.where(studio[:, None], np.atleast_2d(np.asarray(list(studio_probabilities), float)), probabilities)
 
     def refusals(self, probability, likeness=None, nearest=None) -> list:
         """Per photo: None when it is answered, else why it is "unknown"."""

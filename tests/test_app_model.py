@@ -76,6 +76,7 @@ def test_recipe_saves_a_model_with_its_threshold_and_every_figure(app):
     assert gate["bank"] == 8 * 14, "every studio training photo (14 of each label's 20) is in the bank"
     saved = unknown.StudioGate.from_bytes((root / "model" / gate["file"]).read_bytes())
     assert saved.bank.shape == (112, 8) and np.allclose(np.linalg.norm(saved.bank, axis=1), 1.0, atol=1e-5)
+    assert saved.coefficients.shape == (8, 8) and saved.intercepts.shape == (8,), "the studio classifier: 8 labels"
     assert metrics["recipe"]["scenes_per_photo"] == 1
     studio, scenes = metrics["test_studio"], metrics["test_scenes"]
     assert studio["n"] == scenes["n"] == 8 * 4, "4 of each label's 20 photos are test, each with its scene"
@@ -181,9 +182,13 @@ def test_export_carries_the_studio_gate_and_scores_as_spark_does(app, fruits, sp
         np.stack([decode_image(open(p, "rb").read(), 224) for p in photos]))
     model, rule = load_model(spark, str(root / "model")), unknown.load_rule(spark, str(root / "model"))
     images = spark.read.format("binaryFile").load(photos)
-    projected = (model.stages[2].transform(model.stages[1].transform(model.stages[0].transform(images)))
-                 .select("path", vector_to_array("pca").alias("pca")).toPandas().sort_values("path"))
+    projected = (model.stages[3].transform(model.stages[2].transform(model.stages[1].transform(
+                     model.stages[0].transform(images))))
+                 .select("path", vector_to_array("pca").alias("pca"), vector_to_array("probability").alias("p"))
+                 .toPandas().sort_values("path"))
     likeness, nearest = rule.gate.score(np.stack(projected["pca"]))
+    named = rule.naming(np.stack(projected["p"]), likeness, rule.gate.probabilities(np.stack(projected["pca"])))
     assert app_side.shape == (len(photos), len(metadata["labels"]) + 2)
     assert np.abs(app_side[:, -2] - likeness).max() < 1e-3 and np.abs(app_side[:, -1] - nearest).max() < 1e-3
+    assert np.abs(app_side[:, :-2] - named).max() < 1e-3, "studio-like photos: the studio classifier's probabilities"
     assert likeness.min() > 0.5 and nearest.min() > 0.9, "studio photos of the sample: studio-like, near one learnt"

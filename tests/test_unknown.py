@@ -59,5 +59,18 @@ def test_rule_judges_studio_like_photos_by_their_nearest_studio_photo_and_others
     assert "nearest studio photo under 0.80" in rule.describe() and without.describe() == "best probability under 0.60"
 
 
+def test_studio_like_photos_are_named_by_the_studio_classifier():
+    gate = StudioGate(_gate().scale, _gate().bank, _gate().head, _gate().intercept,
+                      coefficients=np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), intercepts=np.zeros(2))
+    studio = gate.probabilities([[2.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    assert np.allclose(studio[0], [np.exp(2) / (np.exp(2) + 1), 1 / (np.exp(2) + 1)]) and np.allclose(studio[1], 0.5)
+    copy = StudioGate.from_bytes(gate.to_bytes())
+    assert np.array_equal(copy.coefficients, gate.coefficients) and StudioGate.from_bytes(_gate().to_bytes()).coefficients is None
+    model = [[0.1, 0.9], [0.1, 0.9]]
+    named = AbstainRule(gate=gate).naming(model, [0.9, 0.1], studio)
+    assert np.allclose(named[0], studio[0]) and np.allclose(named[1], model[1]), "studio-like: the studio classifier"
+    assert np.allclose(AbstainRule(gate=_gate()).naming(model, [0.9, 0.1], studio), model), "no classifier: the model's"
+
+
 def test_a_model_without_metrics_always_answers(spark, tmp_path):
     assert unknown.load_rule(spark, str(tmp_path)) == AbstainRule()
