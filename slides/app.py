@@ -37,7 +37,7 @@ def app_slide(deck, src: Sources):
     named = field(src.app_metrics, "test_studio.accuracy_abstention_as_error", "app metrics")
     similarity = field(src.app_metrics, "abstain.studio_gate.similarity_threshold", "app metrics")
     text(slide, Box(0.5, BODY_TOP + 3.8, 7.6, 1.6), [
-        f"Held-out studio photos (split by fruit): top-1 {_pct(studio)}, named right {_pct(named)}. Unknown: "
+        f"Held-out studio photos (split by fruit): top-1 {fmt(studio, '.1%')}, named right {fmt(named, '.1%')}. Unknown: "
         f"studio-like photos whose nearest studio photo learnt is under {fmt(similarity, '.2f')}, others under "
         f"probability {fmt(threshold, '.2f')} (refuses {_pct(refused)} of the fruits left out in calibration).",
         f"Fruits left out of training (open-set model): {_pct(field(open_set, 'unknown.abstained', 'open-set'))} "
