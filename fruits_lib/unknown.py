@@ -79,7 +79,7 @@ class StudioGate:
     def score(self, projected) -> tuple:
         """``(studio likeness in [0, 1], cosine similarity to the nearest studio photo)`` per row."""
         projected = np.atleast_2d(np.asarray(projected, np.float64))
-        likeness = 1.0 / (1.0 + np.exp(-(projected @ self.head + self.intercept)))
+        likeness = 1.0 / (1.0 + np.exp(-np.clip(projected @ self.head + self.intercept, -500.0, 500.0)))
         whitened = projected / self.scale
         whitened /= np.maximum(np.linalg.norm(whitened, axis=1, keepdims=True), 1e-12)
         nearest = np.concatenate([(whitened[i:i + 1024].astype(np.float32) @ self.bank.T).max(axis=1)
