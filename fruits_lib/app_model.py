@@ -91,22 +91,22 @@ def class_folds(labels, folds: int = OPEN_SET_FOLDS, seed: int = 0) -> list:
 
 def _fit_classifier(training, pca_k: int, reg_param: float):
     """Centring + PCA, then a multinomial logistic regression, on ``training`` (array ``features``, ``label``):
-    ``(pca, indexer, classifier)``."""
+    ``(pca, indexer, classifier, projected)``, ``projected`` being ``training`` with ``pca`` and ``labelIndex``."""
     pca = reduce.fit_pca(training, "features", "pca", k=pca_k)
     projected = pca.model.transform(training.withColumn("features", array_to_vector("features"))).drop("features")
     indexer = StringIndexer(inputCol="label", outputCol="labelIndex", stringOrderType="alphabetAsc").fit(projected)
+    projected = indexer.transform(projected)
     classifier = LogisticRegression(featuresCol="pca", labelCol="labelIndex", family="multinomial", maxIter=200,
-                                    regParam=reg_param, elasticNetParam=0.0).fit(indexer.transform(projected))
-    return pca, indexer, classifier
+                                    regParam=reg_param, elasticNetParam=0.0).fit(projected)
+    return pca, indexer, classifier, projected
 
 
-def _fit_gate(training, pca, seed: int, bank_size: int, indexer=None, reg_param: float = 0.001) -> StudioGate | None:
-    """The studio gate of a model whose centring + PCA is ``pca`` (:func:`fruits_lib.unknown.fit_gate`); with the
-    model's label ``indexer``, its studio classifier too."""
-    projected = pca.model.transform(training.withColumn("features", array_to_vector("features")))
-    projected = indexer.transform(projected) if indexer is not None else projected
+def _fit_gate(projected, pca, seed: int, bank_size: int, classify: bool = False,
+              reg_param: float = 0.001) -> StudioGate | None:
+    """The studio gate (:func:`fruits_lib.unknown.fit_gate`) of a model from :func:`_fit_classifier`'s
+    ``pca`` and ``projected`` training rows; with ``classify``, its studio classifier too."""
     return fit_gate(projected.withColumn("studio", F.col(augment.VIEW_COL) == "studio"), pca, "studio", seed, bank_size,
-                    label_index_col="labelIndex" if indexer is not None else None, reg_param=reg_param)
+                    label_index_col="labelIndex" if classify else None, reg_param=reg_param)
 
 
 def unknown_confidences(frame, labels, pca_k: int, reg_param: float, seed: int = 0, folds: int = OPEN_SET_FOLDS,
@@ -119,14 +119,12 @@ def unknown_confidences(frame, labels, pca_k: int, reg_param: float, seed: int =
 
     def answer(left_out):
         training = frame.filter((F.col("split") == "train") & ~F.col("label").isin(left_out))
-        pca, _, classifier = _fit_classifier(training, pca_k, reg_param)
+        pca, _, classifier, projected = _fit_classifier(training, pca_k, reg_param)
         unseen = frame.filter((F.col("split") == "calibration") & F.col("label").isin(left_out))
         answered = classifier.transform(pca.model.transform(unseen.withColumn("features", array_to_vector("features"))))
-        gate = _fit_gate(training, pca, seed, bank_size) if bank_size else None
-        if gate is not None:
-            answered = gate_columns(answered, gate)
-        return answered.select(F.array_max(vector_to_array("probability")).alias("probability"),
-                               *(SCORES if gate is not None else ())).toPandas()
+        gate = _fit_gate(projected, pca, seed, bank_size) if bank_size else None
+        answered = gate_columns(answered, gate)
+        return answered.select(F.array_max(vector_to_array("probability")).alias("probability"), *SCORES).toPandas()
 
     # The models are fitted from threads, as pyspark.ml.tuning.CrossValidator(parallelism=) does: Spark runs
     # their jobs side by side, so the driver's per-iteration round trips overlap (most of the time on small data).
@@ -260,8 +258,8 @@ def build_app_model(spark, input_path: str, model_path: str, *, work: str, scene
     n_train = counts.get(("train", True), 0) + counts.get(("train", False), 0)
     log(f"[2/4] PCA (k = {pca_k}) + logistic regression (regParam {reg_param}) on {n_train} training images "
         f"({len(groups)} labels" + (f"; left out: {', '.join(excluded)}" if excluded else "") + ")")
-    pca, indexer, classifier = _fit_classifier(training, pca_k, reg_param)
-    gate = _fit_gate(training, pca, seed, studio_bank, indexer, reg_param) if studio_bank else None
+    pca, indexer, classifier, projected = _fit_classifier(training, pca_k, reg_param)
+    gate = _fit_gate(projected, pca, seed, studio_bank, classify=True, reg_param=reg_param) if studio_bank else None
     if gate is not None:
         log(f"      studio gate: a linear head for studio-like photos, {len(gate.bank)} studio training photos, "
             "a classifier trained on studio photos")
@@ -278,8 +276,7 @@ def build_app_model(spark, input_path: str, model_path: str, *, work: str, scene
 
     held_out = frame.filter(F.col("split") != "train").withColumn("features", array_to_vector("features"))
     held = decoder.transform(classifier.transform(pca.model.transform(held_out)))
-    held = (gate_columns(held, gate) if gate is not None else
-            held.withColumns({s: F.lit(None) for s in SCORES}).withColumn(STUDIO_PROBABILITY, F.lit(None)))
+    held = gate_columns(held, gate)
     rows = held.select("path", "label", "split", augment.VIEW_COL, vector_to_array("probability").alias("p"),
                        *SCORES, STUDIO_PROBABILITY).toPandas()
     rows = rows.sort_values("path").reset_index(drop=True)

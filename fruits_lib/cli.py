@@ -227,7 +227,7 @@ def _export(args) -> int:
     print(f"wrote {result['path']} ({result['bytes'] / 1e6:.1f} MB, sha256 {result['sha256'][:12]}...) and "
           f"{result['labels_path']} ({', '.join(result['labels'])})")
     print(f"  input float32 {result['input']} RGB in [0, 255]; output {len(result['labels'])} probabilities"
-          f"{' + studio likeness, nearest studio photo' if result['describe'].startswith('studio') else ''}; "
+          f"{' + studio likeness, nearest studio photo' if result['studio_gate'] else ''}; "
           f"unknown: {result['describe']} (in {result['metadata_path']})")
     print(f"  single-image latency on this machine: median {latency['median_ms']} ms, p90 {latency['p90_ms']} ms "
           f"({latency['runs']} runs, {latency['threads']} thread)")

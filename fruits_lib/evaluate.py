@@ -155,7 +155,8 @@ def evaluate(spark, model_path: str, folder: str) -> dict:
             answers.append((answer.path, label_from_path(answer.path), answer.label))
     result = score(answers, list(model.stages[-1].getLabels()))
     result.update({"model": model_path, "threshold": rule.threshold,
-                   "studio_gate_similarity": rule.similarity if rule.gate is not None else None, "folder": folder, "failed": failed,
+                   "studio_gate_similarity": rule.similarity if rule.gate is not None else None,
+                   "folder": folder, "failed": failed,
                    "answers": [{"path": p, "truth": t, "answer": a} for p, t, a in answers]})
     return result
 

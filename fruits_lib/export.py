@@ -153,7 +153,7 @@ def export(model: PipelineModel, out: str, overwrite: bool = False, rule: Abstai
         write_atomically(path, data)
     return {"path": out, "labels_path": labels_path, "metadata_path": metadata_path, "bytes": len(flatbuffer),
             "labels": labels, "sha256": sha256, "input": [1, size, size, 3], "threshold": threshold,
-            "describe": rule.describe()}
+            "describe": rule.describe(), "studio_gate": rule.gate is not None}
 
 
 def tflite_classifier(path: str, threads: int = 1):

@@ -46,9 +46,15 @@ class Identification:
             return None
         return self.top[0][0]
 
+    @property
+    def unknown_reason(self) -> str | None:
+        """Why the answer is "unknown" (None when there is an answer, or an error instead)."""
+        if self.error or not self.top or self.label is not None:
+            return None
+        return self.refused or "not confident enough"
+
     def as_dict(self) -> dict:
-        reason = (self.refused or "not confident enough") if self.top and not self.error and self.label is None else None
-        return {"path": self.path, "label": self.label, "unknown_reason": reason,
+        return {"path": self.path, "label": self.label, "unknown_reason": self.unknown_reason,
                 "top": [{"label": label, "probability": round(float(p), 6)} for label, p in self.top],
                 "error": self.error}
 
@@ -57,7 +63,7 @@ class Identification:
             return f"{self.path}: not identified ({self.error})"
         guesses = ", ".join(f"{label} {p:.1%}" for label, p in self.top)
         if self.label is None:
-            return f"{self.path}: unknown ({self.refused or 'not confident enough'}: {guesses})"
+            return f"{self.path}: unknown ({self.unknown_reason}: {guesses})"
         return f"{self.path}: {guesses}"  # the answer comes first
 
 
@@ -102,12 +108,7 @@ def identify(spark, model: PipelineModel, targets: list, top: int = 3, rule: Abs
     featurized = (featurizer.transform(frame.select("path", "content"))
                   .select("path", featurizer.getOutputCol(), error_col).persist())
     ok = rest.transform(featurized.filter(F.col(error_col).isNull()))
-    if rule.gate is not None:
-        ok = gate_columns(ok, rule.gate, model.stages[-3].getOutputCol())  # the PCA stage's projection
-    else:
-        ok = ok.withColumns({score: F.lit(None).cast("double") for score in SCORES})
-    if STUDIO_PROBABILITY not in ok.columns:  # no gate, or a gate without a classifier of its own
-        ok = ok.withColumn(STUDIO_PROBABILITY, F.lit(None).cast("array<double>"))
+    ok = gate_columns(ok, rule.gate, model.stages[-3].getOutputCol())  # from the PCA stage's projection
     ok = ok.select("path", F.lit(None).cast("string").alias("error"),
                    vector_to_array("probability").alias("probability"), *SCORES, STUDIO_PROBABILITY)
     failed = featurized.filter(F.col(error_col).isNotNull()).select(

@@ -10,7 +10,6 @@ model's own classifier and answered when its highest probability reaches a thres
 from __future__ import annotations
 
 import io
-import json
 import zlib
 from dataclasses import dataclass
 
@@ -137,9 +136,12 @@ def fit_gate(training, pca, studio_col: str, seed: int = 0, bank_size: int = BAN
                       coefficients, intercepts)
 
 
-def gate_columns(frame, gate: StudioGate, projected_col: str = "pca"):
-    """``frame`` with :data:`SCORES` (doubles) and, when the gate has a classifier, :data:`STUDIO_PROBABILITY`
-    (array<double>), from ``projected_col``, scored on the executors."""
+def gate_columns(frame, gate: StudioGate | None, projected_col: str = "pca"):
+    """``frame`` with :data:`SCORES` (doubles) and :data:`STUDIO_PROBABILITY` (array<double>) from
+    ``projected_col``, scored on the executors; null where there is no gate, or no studio classifier."""
+    if gate is None:
+        return frame.withColumns({**{name: F.lit(None).cast("double") for name in SCORES},
+                                  STUDIO_PROBABILITY: F.lit(None).cast("array<double>")})
     shared = frame.sparkSession.sparkContext.broadcast(gate)
     names = SCORES + ((STUDIO_PROBABILITY,) if gate.coefficients is not None else ())
 
@@ -155,7 +157,10 @@ def gate_columns(frame, gate: StudioGate, projected_col: str = "pca"):
         return pd.DataFrame(scores)
 
     scored = frame.withColumn("_gate", score(vector_to_array(projected_col)))
-    return scored.select("*", *(F.col(f"_gate.{name}").alias(name) for name in names)).drop("_gate")
+    scored = scored.select("*", *(F.col(f"_gate.{name}").alias(name) for name in names)).drop("_gate")
+    if gate.coefficients is None:
+        scored = scored.withColumn(STUDIO_PROBABILITY, F.lit(None).cast("array<double>"))
+    return scored
 
 
 @dataclass(frozen=True)
@@ -210,7 +215,7 @@ def load_rule(spark, model_path: str) -> AbstainRule:
     fs = FileSystem(spark)
     if not fs.exists(join(path, "metrics.json")):
         return AbstainRule()
-    abstain = json.loads(fs.read_bytes(join(path, "metrics.json")).decode()).get("abstain") or {}
+    abstain = fs.read_json(join(path, "metrics.json")).get("abstain") or {}
     gate = abstain.get("studio_gate")
     if not gate:
         return AbstainRule(float(abstain.get("threshold", 0.0)))
