@@ -35,6 +35,7 @@ from fruits_lib.support.errors import FruitsError, InputError, OutputError
 from fruits_lib.support.progress import live, spark_images
 from fruits_lib.support.session import cluster_info, get_spark
 from fruits_lib.support.store import STALE_LOCK_SECONDS, SUMMARY, RunOutput
+from fruits_lib.support.tflite import tensorflow_version
 from fruits_lib.write import FileSystem, write_parquet
 
 IDENTITY = ["path", "length", "modificationTime"]  # what makes an input file "already done"
@@ -59,17 +60,6 @@ class _Timer:
             yield
         finally:
             self.seconds[stage] = round(self.seconds.get(stage, 0.0) + time.perf_counter() - started, 3)
-
-
-def _tensorflow_version() -> str | None:
-    from importlib import metadata
-
-    for name in ("tensorflow-cpu", "tensorflow"):
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return None
 
 
 def partitions_for(images: int, parallelism: int, live: bool = False) -> int:
@@ -234,7 +224,7 @@ def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: 
         "weights": {"source": resolved.source, "sha256": resolved.sha256, "bytes": resolved.nbytes},
         "image_size": image_size, "batch_size": batch_size, "engine": engine,
         "precision": featurizer.getPrecision(), **_int8_fields(featurizer),
-        "versions": {"fruits_lib": __version__, "spark": spark.version, "tensorflow": _tensorflow_version(),
+        "versions": {"fruits_lib": __version__, "spark": spark.version, "tensorflow": tensorflow_version(),
                      "python": platform.python_version()},
         "cluster": cluster_info(spark),
     }

@@ -140,6 +140,8 @@ def train(spark, run_output: str, model_path: str, *, holdout: float = 0.2, seed
         pca = reduce.fit_pca(train_part.cache(), "features", "pca", k=pca_k)
         reducer = pca.model.stages
         train_part, test_part = pca.model.transform(train_part), pca.model.transform(test_part)
+    else:
+        log(f"[1/3] PCA: the run's own (k = {reducer[-1].getK()}), already applied to its features")
     k = reducer[-1].getK()
     log(f"[2/3] logistic regression on {n_train} images (k = {k}), L2 chosen among {list(REG_PARAMS)} "
         f"by {CV_FOLDS}-fold cross-validation; {n_test} held out")

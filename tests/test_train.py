@@ -67,6 +67,12 @@ def test_train_saves_one_pipeline_model_and_its_metrics(trained, classifier_run,
     assert metrics["accuracy"] >= 0.8  # 8 synthetic fruits, pretrained features: far above chance (0.125)
 
 
+def test_train_logs_its_three_steps_in_order(trained):
+    from helpers.classifier import TRAIN_LOG
+
+    assert [line[:5] for line in TRAIN_LOG if line.startswith("[")] == ["[1/3]", "[2/3]", "[3/3]"], TRAIN_LOG
+
+
 def test_existing_model_is_not_overwritten_silently(spark, trained, classifier_run):
     from fruits_lib.support.errors import OutputError
 

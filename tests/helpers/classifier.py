@@ -7,6 +7,8 @@ the session's one featurization of those photos, linked as ``<root>/run``; the m
 
 import pytest
 
+TRAIN_LOG = []  # the lines the ``trained`` fixture's train() printed
+
 
 @pytest.fixture(scope="session")
 def classifier_run(sample_run, tmp_path_factory):
@@ -21,4 +23,4 @@ def trained(spark, classifier_run):
     from fruits_lib.train import train
 
     return train(spark, str(classifier_run / "run"), str(classifier_run / "model"), holdout=0.25, seed=0,
-                 log=lambda m: None)
+                 log=TRAIN_LOG.append)
