@@ -3,8 +3,8 @@
 The session's master follows the tests selected: ``local-cluster[2,1,1024]`` (two executor JVMs,
 each with its own Python workers, so the broadcast really crosses JVM processes as on EMR) when
 any of them is marked ``cluster``, else ``local[2]`` (one JVM: the same Python workers and Arrow
-path at about half the JVM cost). ``make test`` runs the suite as two pytest runs side by side, ``-m
-"not cluster"`` and ``-m cluster``; ``FRUITS_TEST_MASTER`` forces one master for all. data_sample/
+path at about half the JVM cost). ``make test`` runs the suite in pytest runs side by side, ``-m
+"not cluster"`` and ``-m cluster`` among them (the Makefile's lanes); ``FRUITS_TEST_MASTER`` forces one master for all. data_sample/
 goes through the command line once per run at the default size (``sample_run``): the CLI, PCA, retry,
 slides and classifier tests read that run's outputs instead of featurizing the same 160 photos again.
 Tests marked ``slow`` (minutes: real photos, the notebooks, the bench, real processes) are left out by

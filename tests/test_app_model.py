@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import SAMPLE
 
 from fruits_lib import app_model, unknown
 from fruits_lib.support.errors import InputError, OutputError
 
-SAMPLE = Path(__file__).resolve().parents[1] / "data_sample"
+pytest_plugins = ["helpers.app"]  # the fixture ``app``: the recipe on data_sample/, shared with test_notebooks
 
 
 def test_fruit_group_is_a_block_of_frames():
@@ -42,16 +43,6 @@ def test_class_folds_leave_each_label_out_once_and_keep_two():
     assert sorted(app_model.class_folds(["a", "b", "c"], 4)) == [["a"], ["b"], ["c"]], "each model keeps two"
     assert app_model.class_folds(["a", "b"], 4) == [], "two labels: a model without one would learn one label"
     assert app_model.class_folds(labels, 1) == [], "one group would be every label"
-
-
-@pytest.fixture(scope="module")
-def app(spark, tmp_path_factory):
-    """The recipe on data_sample/ (8 labels x 20 photos, one scene each): ``(model folder, work, log)``."""
-    root = tmp_path_factory.mktemp("app")
-    lines = []
-    result = app_model.build_app_model(spark, str(SAMPLE), str(root / "model"), work=str(root / "work"),
-                                       scenes=1, weights="offline", pca_k=8, log=lines.append)
-    return result, root, lines
 
 
 @pytest.mark.slow  # the recipe on data_sample (featurize 320 images, PCA, LR): about a minute

@@ -3,7 +3,8 @@
 Both notebooks run with papermill through ``devtools.report.execute``, the same function as
 ``make report``. The ``python3`` kernel is this interpreter: jupyter_client starts a kernelspec
 whose argv is ``python`` with ``sys.executable``, and the venv ships that kernelspec. 01_local runs
-as committed, except that its output goes to a temporary folder. 02_emr runs in local emulation, where
+as committed, except that its output goes to a temporary folder and its app model is the one ``helpers.app``
+built (test_app_model checks that recipe). 02_emr runs in local emulation, where
 only its parameters change (here also ``IMAGE_SIZE`` 96: what it checks does not depend on the size).
 A failing cell, or fewer figures than ``report.MIN_FIGURES``, fails the test. About a minute per
 notebook on 2 cores: the tests that execute them are ``slow``.
@@ -27,6 +28,8 @@ from devtools import report
 from fruits_emr.config import EU_REGIONS
 from fruits_lib.support import notebook
 
+pytest_plugins = ["helpers.app"]  # ``app``: the recipe on data_sample/, 01_local's APP_MODEL
+
 
 def _execute(name: str, parameters) -> tuple:
     """Execute a notebook: ``(executed notebook, output folder, executed .ipynb)``.
@@ -41,8 +44,12 @@ def _execute(name: str, parameters) -> tuple:
 
 
 @pytest.fixture(scope="module")
-def local_notebook():
-    return _execute(report.LOCAL, lambda output: {"OUTPUT": str(output)})
+def local_notebook(app):
+    """01_local, its output in a temporary folder and its ``APP_MODEL`` the app recipe's model on data_sample/
+    (helpers.app, checked by test_app_model): without one (a clean clone has no ``models/app``) the notebook
+    fits that recipe again, about 2 min of the notebook's 2.5. Its recipe call is checked against the function
+    by test_local_notebook_calls_the_recipe_as_it_is_defined."""
+    return _execute(report.LOCAL, lambda output: {"OUTPUT": str(output), "APP_MODEL": str(app[1] / "model")})
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +101,21 @@ def test_local_notebook_defaults_to_data_sample_and_offline_weights():
     values = _parameters(_committed(report.LOCAL))
     assert values["INPUT"] == "../data_sample" and values["WEIGHTS"] == "offline"
     assert notebook.project_path(values["INPUT"]) == str(report.REPO_ROOT / "data_sample")
+
+
+def test_local_notebook_calls_the_recipe_as_it_is_defined():
+    """The notebook's own build of the app model (taken when APP_MODEL holds none; the executed test gives it one)
+    calls ``build_app_model`` with arguments the function takes."""
+    import ast
+    import inspect
+
+    from fruits_lib import app_model
+
+    calls = [node for cell in _committed(report.LOCAL).cells if cell.cell_type == "code"
+             for node in ast.walk(ast.parse(cell.source))
+             if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "build_app_model"]
+    assert len(calls) == 1, "one recipe call in 01_local"
+    inspect.signature(app_model.build_app_model).bind(*calls[0].args, **{k.arg: k.value for k in calls[0].keywords})
 
 
 def test_emr_notebook_defaults_to_s3_in_an_eu_region():
