@@ -30,7 +30,8 @@ def _add_app_model_command(commands, prog: str) -> None:
     app.add_argument("--work", default="output/app-work",
                      help="folder caching the featurized photos and scenes (default: output/app-work)")
     app.add_argument("--weights", default="imagenet", help="imagenet, offline or a PATH (default: imagenet)")
-    app.add_argument("--scenes", type=int, default=2, help="scenes composited from each photo (default: 2)")
+    app.add_argument("--scenes", type=int, default=4,  # app_model.SCENES (not imported here: --help stays fast)
+                     help="scenes composited from each photo (default: 4)")
     app.add_argument("--seed", type=int, default=0, help="seed of the split and the scenes (default: 0)")
     app.add_argument("--pca-k", type=_positive, default=256, help="PCA components (default: 256)")
     app.add_argument("--reg-param", type=float, default=0.001, help="L2 strength of the classifier (default: 0.001)")

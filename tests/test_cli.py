@@ -129,3 +129,17 @@ def test_output_into_a_closed_pipe_stops_quietly(tmp_path):
     process.stdout.close()  # what `head -1` does once it has its line
     _, errors = process.communicate(timeout=60)
     assert process.returncode == 141 and b"Traceback" not in errors and b"BrokenPipe" not in errors, errors
+
+
+def test_app_model_defaults_are_the_recipes():
+    """``fruits app-model`` states its defaults without importing the recipe (``--help`` stays fast): they
+    must be the recipe's own."""
+    import inspect
+
+    from fruits_lib import app_model
+    from fruits_lib.cli import build_parser
+
+    args = build_parser().parse_args(["app-model", "--input", "in", "--model", "out"])
+    defaults = inspect.signature(app_model.build_app_model).parameters
+    for name in ("scenes", "seed", "pca_k", "reg_param", "refuse_unknown", "studio_bank"):
+        assert getattr(args, name) == defaults[name].default, name
