@@ -97,9 +97,14 @@ def _fit_classifier(training, pca_k: int, reg_param: float):
     projected = pca.model.transform(training.withColumn("features", array_to_vector("features"))).drop("features")
     indexer = StringIndexer(inputCol="label", outputCol="labelIndex", stringOrderType="alphabetAsc").fit(projected)
     projected = indexer.transform(projected)
-    classifier = LogisticRegression(featuresCol="pca", labelCol="labelIndex", family="multinomial", maxIter=200,
-                                    regParam=reg_param, elasticNetParam=0.0).fit(projected)
+    classifier = _logistic_regression(reg_param).fit(projected)
     return pca, indexer, classifier, projected
+
+
+def _logistic_regression(reg_param: float) -> LogisticRegression:
+    """The recipe's classifier, on the projection ``pca`` and the indexed labels: the model's and the studio gate's."""
+    return LogisticRegression(featuresCol="pca", labelCol="labelIndex", family="multinomial", maxIter=200,
+                              regParam=reg_param, elasticNetParam=0.0)
 
 
 def _fit_gate(projected, pca, seed: int, bank_size: int, classify: bool = False,
@@ -107,7 +112,7 @@ def _fit_gate(projected, pca, seed: int, bank_size: int, classify: bool = False,
     """The studio gate (:func:`fruits_lib.unknown.fit_gate`) of a model from :func:`_fit_classifier`'s
     ``pca`` and ``projected`` training rows; with ``classify``, its studio classifier too."""
     return fit_gate(projected.withColumn("studio", F.col(augment.VIEW_COL) == "studio"), pca, "studio", seed, bank_size,
-                    label_index_col="labelIndex" if classify else None, reg_param=reg_param)
+                    classifier=_logistic_regression(reg_param) if classify else None)
 
 
 def unknown_confidences(frame, labels, pca_k: int, reg_param: float, seed: int = 0, folds: int = OPEN_SET_FOLDS,

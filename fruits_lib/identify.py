@@ -23,7 +23,7 @@ from fruits_lib import load
 from fruits_lib.featurize import ImageFeaturizer
 from fruits_lib.support.errors import InputError
 from fruits_lib.support.progress import image_counter, spark_images
-from fruits_lib.unknown import SCORES, STUDIO_PROBABILITY, AbstainRule, gate_columns
+from fruits_lib.unknown import SCORES, STUDIO_PROBABILITY, AbstainRule, gate_columns, null_gate_columns
 from fruits_lib.write import FileSystem, join
 
 PROGRESS_FROM = 32  # files: fewer are identified in a few seconds, without a progress bar
@@ -113,8 +113,7 @@ def identify(spark, model: PipelineModel, targets: list, top: int = 3, rule: Abs
                    vector_to_array("probability").alias("probability"), *SCORES, STUDIO_PROBABILITY)
     failed = featurized.filter(F.col(error_col).isNotNull()).select(
         "path", F.col(error_col).alias("error"), F.lit(None).cast("array<double>").alias("probability"),
-        *(F.lit(None).cast("double").alias(score) for score in SCORES),
-        F.lit(None).cast("array<double>").alias(STUDIO_PROBABILITY))
+        *(column.alias(name) for name, column in null_gate_columns().items()))
     seen = set()
     rows = ok.unionByName(failed).orderBy("path")
     with spark_images(spark, "identify", len(listed)) if len(listed) >= PROGRESS_FROM else nullcontext():

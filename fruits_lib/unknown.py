@@ -28,6 +28,7 @@ STUDIO_LIKE = 0.5  # the head's probability from which a photo is taken for a st
 BANK_SIZE = 4000  # studio photos kept: the bank's similarity was the same with 4,000 as with all 10,800
 SCORES = ("studio_likeness", "nearest_studio")
 STUDIO_PROBABILITY = "studio_probability"  # the studio classifier's probabilities (gate_columns)
+GATE_TYPES = {"studio_likeness": "double", "nearest_studio": "double", STUDIO_PROBABILITY: "array<double>"}
 
 
 def choose_threshold(right, confidence) -> float:
@@ -108,12 +109,13 @@ class StudioGate:
 
 
 def fit_gate(training, pca, studio_col: str, seed: int = 0, bank_size: int = BANK_SIZE,
-             projected_col: str = "pca", path_col: str = "path", label_index_col: str | None = None,
-             reg_param: float = 0.001) -> StudioGate | None:
+             projected_col: str = "pca", path_col: str = "path",
+             classifier: LogisticRegression | None = None) -> StudioGate | None:
     """The gate of a model whose PCA stage (``pca``: a :class:`fruits_lib.reduce.PCAResult`) made
-    ``projected_col`` on ``training``; ``studio_col``: true for studio photos; with ``label_index_col`` (the
-    model's label indices, with their metadata) the studio classifier too. None when the training images
-    are all of one kind (no scene, e.g. ``--scenes 0``): nothing to tell studio shots from."""
+    ``projected_col`` on ``training``; ``studio_col``: true for studio photos; with ``classifier`` (the
+    model's own estimator, reading ``projected_col`` and its label indices) the studio classifier too,
+    fitted on the studio rows. None when the training images are all of one kind (no scene, e.g.
+    ``--scenes 0``): nothing to tell studio shots from."""
     kinds = {row[0] for row in training.select(studio_col).distinct().collect()}
     if kinds != {True, False}:
         return None
@@ -127,11 +129,10 @@ def fit_gate(training, pca, studio_col: str, seed: int = 0, bank_size: int = BAN
     whitened = kept / scale
     whitened /= np.maximum(np.linalg.norm(whitened, axis=1, keepdims=True), 1e-12)
     coefficients = intercepts = None
-    if label_index_col is not None:
-        classifier = LogisticRegression(featuresCol=projected_col, labelCol=label_index_col, family="multinomial",
-                                        maxIter=200, regParam=reg_param).fit(training.filter(F.col(studio_col)))
-        coefficients = classifier.coefficientMatrix.toArray()
-        intercepts = classifier.interceptVector.toArray()
+    if classifier is not None:
+        studio_classifier = classifier.fit(training.filter(F.col(studio_col)))
+        coefficients = studio_classifier.coefficientMatrix.toArray()
+        intercepts = studio_classifier.interceptVector.toArray()
     return StudioGate(scale, whitened.astype(np.float32), head.coefficients.toArray(), float(head.intercept),
                       coefficients, intercepts)
 
@@ -139,28 +140,29 @@ def fit_gate(training, pca, studio_col: str, seed: int = 0, bank_size: int = BAN
 def gate_columns(frame, gate: StudioGate | None, projected_col: str = "pca"):
     """``frame`` with :data:`SCORES` (doubles) and :data:`STUDIO_PROBABILITY` (array<double>) from
     ``projected_col``, scored on the executors; null where there is no gate, or no studio classifier."""
-    if gate is None:
-        return frame.withColumns({**{name: F.lit(None).cast("double") for name in SCORES},
-                                  STUDIO_PROBABILITY: F.lit(None).cast("array<double>")})
-    shared = frame.sparkSession.sparkContext.broadcast(gate)
-    names = SCORES + ((STUDIO_PROBABILITY,) if gate.coefficients is not None else ())
+    names = () if gate is None else SCORES + ((STUDIO_PROBABILITY,) if gate.coefficients is not None else ())
+    if names:
+        shared = frame.sparkSession.sparkContext.broadcast(gate)
 
-    @pandas_udf(", ".join(f"{name} {'array<double>' if name == STUDIO_PROBABILITY else 'double'}" for name in names))
-    def score(projected):
-        import pandas as pd
+        @pandas_udf(", ".join(f"{name} {GATE_TYPES[name]}" for name in names))
+        def score(projected):
+            import pandas as pd
 
-        rows = np.stack(projected.to_numpy()) if len(projected) else np.zeros((0, len(shared.value.scale)))
-        likeness, nearest = shared.value.score(rows)
-        scores = {"studio_likeness": likeness, "nearest_studio": nearest}
-        if shared.value.coefficients is not None:
-            scores[STUDIO_PROBABILITY] = list(shared.value.probabilities(rows)) if len(rows) else []
-        return pd.DataFrame(scores)
+            rows = np.stack(projected.to_numpy()) if len(projected) else np.zeros((0, len(shared.value.scale)))
+            likeness, nearest = shared.value.score(rows)
+            scores = {"studio_likeness": likeness, "nearest_studio": nearest}
+            if shared.value.coefficients is not None:
+                scores[STUDIO_PROBABILITY] = list(shared.value.probabilities(rows)) if len(rows) else []
+            return pd.DataFrame(scores)
 
-    scored = frame.withColumn("_gate", score(vector_to_array(projected_col)))
-    scored = scored.select("*", *(F.col(f"_gate.{name}").alias(name) for name in names)).drop("_gate")
-    if gate.coefficients is None:
-        scored = scored.withColumn(STUDIO_PROBABILITY, F.lit(None).cast("array<double>"))
-    return scored
+        frame = frame.withColumn("_gate", score(vector_to_array(projected_col)))
+        frame = frame.select("*", *(F.col(f"_gate.{name}").alias(name) for name in names)).drop("_gate")
+    return frame.withColumns(null_gate_columns(exclude=names))
+
+
+def null_gate_columns(exclude=()) -> dict:
+    """``{name: typed null}`` for the gate's columns not in ``exclude``: rows that were not scored."""
+    return {name: F.lit(None).cast(kind) for name, kind in GATE_TYPES.items() if name not in exclude}
 
 
 @dataclass(frozen=True)
