@@ -71,3 +71,19 @@ def test_counting_from_the_file_index_agrees_with_a_listing_job(spark, tmp_path)
     (tmp_path / "kiwi" / "a.jpg").write_bytes(b"")  # zero-byte: an image to count (and to report later)
     (tmp_path / "kiwi" / "notes.txt").write_text("not an image")
     assert count_files(spark, str(tmp_path)) == count_listed(list_files(spark, str(tmp_path))) == (1, 1)
+
+
+def test_counting_many_label_folders_runs_no_spark_job(spark, tmp_path):
+    """Spark lists more than 32 folders with a job (parallelPartitionDiscovery); locally the driver does it."""
+    from fruits_lib.load import count_files
+
+    for i in range(40):
+        (tmp_path / f"label{i:02d}").mkdir()
+        (tmp_path / f"label{i:02d}" / "a.jpg").write_bytes(b"x")
+    tracker = spark.sparkContext.statusTracker()
+    spark.sparkContext.setJobGroup("count-files-test", "count_files on 40 folders")
+    try:
+        assert count_files(spark, str(tmp_path)) == (40, 0)
+    finally:
+        spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
+    assert tracker.getJobIdsForGroup("count-files-test") == []
