@@ -74,3 +74,22 @@ def test_studio_like_photos_are_named_by_the_studio_classifier():
 
 def test_a_model_without_metrics_always_answers(spark, tmp_path):
     assert unknown.load_rule(spark, str(tmp_path)) == AbstainRule()
+
+
+def test_gate_columns_are_doubles_scored_on_the_executors_and_typed_nulls_without_a_gate(spark):
+    """identify unions scored rows with failed ones and writes JSON numbers: the types must hold either way."""
+    from dataclasses import replace
+
+    from pyspark.ml.linalg import Vectors
+    from pyspark.sql.types import ArrayType, DoubleType
+
+    gate = replace(_gate(), coefficients=np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]), intercepts=np.zeros(2))
+    frame = spark.createDataFrame([(Vectors.dense([6.0, 0.0, 0.0]),), (Vectors.dense([0.0, 0.0, 5.0]),)], ["pca"])
+    expected = {"studio_likeness": DoubleType(), "nearest_studio": DoubleType(),
+                unknown.STUDIO_PROBABILITY: ArrayType(DoubleType())}
+    for scored in (unknown.gate_columns(frame, gate), unknown.gate_columns(frame, None)):
+        assert {f.name: f.dataType for f in scored.schema.fields if f.name in expected} == expected
+    rows = unknown.gate_columns(frame, gate).collect()
+    assert [round(r["nearest_studio"], 6) for r in rows] == [1.0, 0.0]
+    assert rows[0]["studio_probability"][0] > rows[0]["studio_probability"][1]
+    assert all(r["nearest_studio"] is None for r in unknown.gate_columns(frame, None).collect())
