@@ -88,7 +88,8 @@ def test_recipe_reuses_its_features_and_refuses_an_existing_model(app, spark):
     lines = []
     second = app_model.build_app_model(spark, str(SAMPLE), str(root / "open"), work=str(root / "work"),
                                        scenes=1, weights="offline", pca_k=8, exclude_labels=["kiwi"],
-                                       refuse_unknown=0, log=lines.append)  # open-set: tested above
+                                       refuse_unknown=0, studio_bank=0,  # open-set and gate: tested above
+                                       log=lines.append)
     assert any("reusing" in line for line in lines), lines
     assert "kiwi" not in second.metrics["labels"] and len(second.metrics["labels"]) == 7
     assert second.metrics["recipe"]["excluded_labels"] == ["kiwi"]
@@ -127,12 +128,11 @@ def test_identify_answers_unknown_under_the_saved_threshold(app, fruits, tmp_pat
     for answer in answers:  # studio photos near the studio photos learnt: answered
         assert answer["label"] == answer["top"][0]["label"] and answer["unknown_reason"] is None
     probability_only = _with_threshold(root / "model", tmp_path / "cautious", 0.9999)
-    refused = fruits("identify", "--model", probability_only, "--json", *photos)
+    refused = fruits("identify", "--model", probability_only, *photos)  # as text: each line says unknown, and why
     assert refused.returncode == 0
-    assert [json.loads(line)["label"] for line in refused.stdout.splitlines()] == [None, None]
+    assert [line.split(": ", 1)[1].startswith("unknown (not confident enough: ") for line in refused.stdout.splitlines()
+            ] == [True, True], refused.stdout
     assert "2 unknown (best probability under 1.00)" in refused.stderr
-    text = fruits("identify", "--model", probability_only, photos[0])
-    assert "unknown (not confident enough" in text.stdout
     gated = _with_threshold(root / "model", tmp_path / "gated", 0.0, similarity=1.01)  # no photo is that close
     refused = fruits("identify", "--model", gated, "--json", *photos)
     assert [json.loads(line)["label"] for line in refused.stdout.splitlines()] == [None, None]
@@ -141,20 +141,33 @@ def test_identify_answers_unknown_under_the_saved_threshold(app, fruits, tmp_pat
     assert "studio-like photos: nearest studio photo under 1.01" in refused.stderr
 
 
-@pytest.mark.slow  # the recipe on data_sample (featurize 320 images, PCA, LR): about a minute
-def test_export_carries_the_threshold_for_the_app(app, fruits, tmp_path):
+@pytest.fixture(scope="module")
+def exported(app, fruits, tmp_path_factory):
+    """``fruits export`` once, of a copy of the app model with the probability threshold set to 0.42 and its
+    studio gate kept: ``(folder, completed export, the copy)``. Both export tests read it (one TFLite conversion
+    instead of two); a model without a gate is exported in test_real_photos (its metadata has no gate)."""
     _, root, _ = app
-    model = _with_threshold(root / "model", tmp_path / "model", 0.42)
-    result = fruits("export", "--model", model, "--out", tmp_path / "fruits.tflite")
+    folder = tmp_path_factory.mktemp("export")
+    similarity = json.loads((root / "model" / "metrics.json").read_text())["abstain"]["studio_gate"]["similarity_threshold"]
+    model = _with_threshold(root / "model", folder / "model", 0.42, similarity=similarity)
+    result = fruits("export", "--model", model, "--out", folder / "fruits.tflite")
     assert result.returncode == 0, result.stderr[-2000:]
-    metadata = json.loads((tmp_path / "fruits.json").read_text())
-    assert metadata["unknown_threshold"] == 0.42 and "studio_gate" not in metadata
-    assert metadata["labels"] == (tmp_path / "labels.txt").read_text().split("\n")[:-1]
-    assert "unknown: best probability under 0.42" in result.stdout
+    return folder, result, model
 
 
 @pytest.mark.slow  # the recipe on data_sample, then a TFLite conversion
-def test_export_carries_the_studio_gate_and_scores_as_spark_does(app, fruits, spark, tmp_path):
+def test_export_carries_the_threshold_for_the_app(exported):
+    folder, result, _ = exported
+    metadata = json.loads((folder / "fruits.json").read_text())
+    assert metadata["unknown_threshold"] == 0.42
+    assert metadata["labels"] == (folder / "labels.txt").read_text().split("\n")[:-1]
+    similarity = metadata["studio_gate"]["similarity_threshold"]
+    assert (f"unknown: studio-like photos: nearest studio photo under {similarity:.2f}; others: best probability "
+            "under 0.42") in result.stdout
+
+
+@pytest.mark.slow  # the recipe on data_sample, then a TFLite conversion
+def test_export_carries_the_studio_gate_and_scores_as_spark_does(app, exported, spark):
     from pyspark.ml.functions import vector_to_array
 
     from fruits_lib.export import tflite_classifier
@@ -162,14 +175,13 @@ def test_export_carries_the_studio_gate_and_scores_as_spark_does(app, fruits, sp
     from fruits_lib.support.image import decode_image
 
     _, root, _ = app
-    result = fruits("export", "--model", root / "model", "--out", tmp_path / "fruits.tflite")
-    assert result.returncode == 0, result.stderr[-2000:]
-    metadata = json.loads((tmp_path / "fruits.json").read_text())
+    folder, result, _ = exported  # the app model's gate, its threshold set to 0.42 (the scores do not read it)
+    metadata = json.loads((folder / "fruits.json").read_text())
     saved = json.loads((root / "model" / "metrics.json").read_text())["abstain"]
     assert metadata["studio_gate"]["similarity_threshold"] == saved["studio_gate"]["similarity_threshold"]
     assert metadata["output"]["columns"] == metadata["labels"] + ["studio_likeness", "nearest_studio"]
     photos = sorted(str(p) for p in SAMPLE.glob("*/*_00[0-2].jpg"))
-    app_side = tflite_classifier(str(tmp_path / "fruits.tflite"))(
+    app_side = tflite_classifier(str(folder / "fruits.tflite"))(
         np.stack([decode_image(open(p, "rb").read(), 224) for p in photos]))
     model, rule = load_model(spark, str(root / "model")), unknown.load_rule(spark, str(root / "model"))
     images = spark.read.format("binaryFile").load(photos)

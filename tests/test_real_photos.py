@@ -7,6 +7,7 @@ enough to show that they stay below the bar. Without ../shared the tests skip, o
 CI=true (helpers.require_real_photos). Every test here but the last is ``slow``: minutes of CPU.
 """
 
+import json
 import shutil
 
 import numpy as np
@@ -117,6 +118,9 @@ def test_exported_tflite_agrees_with_the_spark_pipeline(spark, offline_real, tmp
     model = PipelineModel.load(result.model_path)
     exported = export(model, str(tmp_path / "fruits.tflite"))
     assert (tmp_path / "labels.txt").read_text().split() == result.metrics["labels"]
+    metadata = json.loads((tmp_path / "fruits.json").read_text())  # a model without a gate: probabilities only
+    assert metadata["unknown_threshold"] == 0.0 and "studio_gate" not in metadata
+    assert metadata["output"]["shape"] == [1, len(result.metrics["labels"])]
     paths = list(result.predictions["path"])
     features = spark.read.parquet(result.metrics["run"] + "/features")
     spark_side = (PipelineModel(model.stages[1:])
