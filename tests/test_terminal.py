@@ -124,6 +124,23 @@ def test_progress_not_on_a_terminal_is_one_line():
     assert re.fullmatch(r"augment: 50/50 images in [\d.]+ s, [\d.]+ images/s\n", stream.getvalue())
 
 
+def test_a_long_stage_not_on_a_terminal_prints_a_line_as_it_goes():
+    """A log file shows a long stage alive: a line per ``every`` seconds while the count moves, then the summary."""
+    stream = io.StringIO()
+    with progress("augment + featurize", 50, stream=stream, every=0.05) as bar:
+        bar.update(10)  # less than every seconds since the start: no line yet
+        time.sleep(0.1)
+        bar.update(10)
+        bar.set(20)  # the count did not move: no line
+        time.sleep(0.1)
+        bar.update(30)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 3, lines
+    assert re.fullmatch(r"augment \+ featurize: 20/50 images, [\d.]+ images/s, about \d+ min left", lines[0])
+    assert re.fullmatch(r"augment \+ featurize: 50/50 images, [\d.]+ images/s", lines[1])
+    assert re.fullmatch(r"augment \+ featurize: 50/50 images in [\d.]+ s, [\d.]+ images/s", lines[2])
+
+
 def test_progress_on_a_terminal_draws_done_total_rate_and_eta():
     stream = Terminal()
     bar = Progress("featurize", 100, stream=stream)

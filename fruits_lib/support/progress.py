@@ -1,4 +1,4 @@
-"""Live progress of the long stages in images (done/total, images/s, ETA): a tqdm bar on a terminal, one line otherwise.
+"""Live progress of the long stages in images (done/total, images/s, ETA): a tqdm bar on a terminal, lines otherwise.
 
 Spark stages count their images with an accumulator (:func:`image_counter`) that the featurizer's
 tasks add to; Spark merges a task's additions when the task ends, so the count moves task by task
@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from tqdm import tqdm
 
 REFRESH_SECONDS = 0.5  # how often a terminal's bar is redrawn (rate and ETA move between task ends too)
+LINE_SECONDS = 60.0  # off a terminal (a log file, CI): a line per minute at most while a long stage runs
 _COUNTER: dict = {}  # the current SparkContext's application id, image counter and the hook feeding it
 
 
@@ -28,15 +29,18 @@ def live(stream=None) -> bool:
 class Progress:
     """``done`` out of ``total`` items of one stage: a live tqdm bar when ``stream`` is a terminal.
 
-    Anywhere else (CI, a log file, a notebook) nothing is drawn while the stage runs and
-    :meth:`close` prints one line: ``label: done/total images in S s (R images/s)``.
+    Anywhere else (CI, a log file, a notebook) a stage longer than ``every`` seconds prints a line each
+    ``every`` seconds as its count moves (``label: done/total images, R images/s, about M min left``), so a
+    log shows a long stage alive; :meth:`close` prints one line: ``label: done/total images in S s (R images/s)``.
     """
 
-    def __init__(self, label: str, total: int | None, unit: str = "images", stream=None):
+    def __init__(self, label: str, total: int | None, unit: str = "images", stream=None,
+                 every: float = LINE_SECONDS):
         self.label, self.total, self.unit = label, total, unit
         self.stream = stream or sys.stderr
         self.done = 0
-        self.started = time.perf_counter()
+        self.started = self._last_line = time.perf_counter()
+        self.every = every
         self.interactive = live(self.stream)
         self._bar = tqdm(total=total, desc=label, unit=f" {unit}", file=self.stream, dynamic_ncols=True,
                          mininterval=0.2, smoothing=0.3, leave=True) if self.interactive else None
@@ -54,8 +58,20 @@ class Progress:
                 if self._bar is not None:
                     self._bar.update(done - self.done)
                 self.done = done
+                if self._bar is None and time.perf_counter() - self._last_line >= self.every:
+                    self._line()
             elif self._bar is not None:
                 self._bar.refresh()  # elapsed time, rate and ETA move even without a new count
+
+    def _line(self) -> None:
+        now = time.perf_counter()
+        self._last_line, seconds = now, now - self.started
+        rate = self.done / seconds if seconds > 0 else 0.0
+        of = f"/{self.total}" if self.total is not None else ""
+        left = (f", about {max(1, round((self.total - self.done) / rate / 60))} min left"
+                if self.total is not None and rate > 0 and self.done < self.total else "")
+        self.stream.write(f"{self.label}: {self.done}{of} {self.unit}, {rate:.1f} {self.unit}/s{left}\n")
+        self.stream.flush()
 
     def close(self) -> None:
         """End the bar, or print the stage's one summary line (when the stream is not a terminal)."""
@@ -71,9 +87,9 @@ class Progress:
 
 
 @contextmanager
-def progress(label: str, total: int | None, unit: str = "images", stream=None):
+def progress(label: str, total: int | None, unit: str = "images", stream=None, every: float = LINE_SECONDS):
     """``with progress("augment", n) as bar: ... bar.update(1)``: a :class:`Progress` closed at the end."""
-    bar = Progress(label, total, unit, stream)
+    bar = Progress(label, total, unit, stream, every)
     try:
         yield bar
     finally:
