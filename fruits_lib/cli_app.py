@@ -33,6 +33,9 @@ def _add_app_model_command(commands, prog: str) -> None:
     app.add_argument("--scenes", type=int, default=4,  # app_model.SCENES (not imported here: --help stays fast)
                      help="scenes composited from each photo (default: 4)")
     app.add_argument("--seed", type=int, default=0, help="seed of the split and the scenes (default: 0)")
+    app.add_argument("--feature-layers", default="out_relu,block_16_project_BN,block_13_expand_relu",  # APP_LAYERS
+                     help="MobileNetV2 layers average-pooled into the features, comma-separated "
+                          "(default: out_relu,block_16_project_BN,block_13_expand_relu; out_relu alone: 1280)")
     app.add_argument("--pca-k", type=_positive, default=256, help="PCA components (default: 256)")
     app.add_argument("--reg-param", type=float, default=0.001, help="L2 strength of the classifier (default: 0.001)")
     app.add_argument("--refuse-unknown", type=float, default=0.6,
@@ -127,10 +130,11 @@ def _app_model(args) -> int:
     from fruits_lib.load import normalize_path
 
     excluded = [label.strip() for label in args.exclude_labels.split(",") if label.strip()]
+    layers = [name.strip() for name in args.feature_layers.split(",")]
     started = time.time()
     result = build_app_model(spark, normalize_path(args.input), normalize_path(args.model),
                              work=normalize_path(args.work), scenes=args.scenes, seed=args.seed,
-                             weights=args.weights, pca_k=args.pca_k, reg_param=args.reg_param,
+                             weights=args.weights, feature_layers=layers, pca_k=args.pca_k, reg_param=args.reg_param,
                              exclude_labels=excluded, refuse_unknown=args.refuse_unknown,
                              studio_bank=args.studio_bank, overwrite=args.overwrite,
                              log=lambda message: print(message, flush=True))

@@ -2,8 +2,8 @@
 
 The Keras model folded into it is: input ``(1, size, size, 3)`` float32 RGB in [0, 255] (the photo
 padded to a square on white and resized, as :func:`fruits_lib.support.image.decode_image` does) ->
-MobileNetV2's scaling to [-1, 1] -> MobileNetV2 (the model's bundled weights, average-pooled to 1280)
--> ``Dense(k)`` holding the centring and PCA (``(x - mean) @ components``) -> ``Dense(classes)``
+MobileNetV2's scaling to [-1, 1] -> MobileNetV2 (the model's bundled weights; its ``featureLayers`` average-pooled,
+1280 features by default) -> ``Dense(k)`` holding the centring and PCA (``(x - mean) @ components``) -> ``Dense(classes)``
 holding the logistic regression (coefficients, intercepts) -> softmax. Output: ``(1, classes)``
 probabilities in the order of ``labels.txt``, which is the Spark model's label order. A model with a
 studio gate (:mod:`fruits_lib.unknown`) adds two columns computed from the PCA projection: how much the
@@ -59,7 +59,7 @@ def folded_matrices(model: PipelineModel) -> dict:
     """The linear part after MobileNetV2 as plain arrays: ``pca = x @ pca_kernel + pca_bias``,
     ``probabilities = softmax(pca @ classifier_kernel + classifier_bias)``."""
     _, scaler, pca, classifier, decoder = _stages(model)
-    components = pca.pc.toArray()  # (1280, k): Spark's PCA projects with pc^T x
+    components = pca.pc.toArray()  # (features, k): Spark's PCA projects with pc^T x
     mean = scaler.mean.toArray() if scaler.getWithMean() else np.zeros(components.shape[0])
     scale = 1.0 / np.where(scaler.std.toArray() > 0, scaler.std.toArray(), 1.0) if scaler.getWithStd() \
         else np.ones(components.shape[0])
@@ -82,7 +82,7 @@ def keras_model(model: PipelineModel, gate: StudioGate | None = None):
     matrices = folded_matrices(model)
     image = keras.Input((size, size, 3), dtype="float32", name="rgb_0_255")
     scaled = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="mobilenetv2_scaling")(image)
-    features = build_model(featurizer.resolved_weights().arrays, size)(scaled)
+    features = build_model(featurizer.resolved_weights().arrays, size, featurizer.getFeatureLayers())(scaled)
     pca_layer = keras.layers.Dense(matrices["pca_kernel"].shape[1], name="centred_pca")
     logit_layer = keras.layers.Dense(len(matrices["labels"]), name="logistic_regression")
     projected = pca_layer(features)

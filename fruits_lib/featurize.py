@@ -1,4 +1,4 @@
-"""The featurizer, a Spark ML Transformer: image bytes -> MobileNetV2's 1280 features per image.
+"""The featurizer, a Spark ML Transformer: image bytes -> MobileNetV2 features (1280 by default) per image.
 
 The driver resolves the weights once and broadcasts what the workers run (the TFLite model, or
 for ``keras`` the weight arrays). Each Python worker loads it on first use and keeps it for every
@@ -39,9 +39,15 @@ from pyspark.sql.types import ArrayType, FloatType, StringType, StructField, Str
 
 from fruits_lib.support.errors import TamperedModelError
 from fruits_lib.support.image import featurize_images
-from fruits_lib.support.params import int_between, one_of
-from fruits_lib.support.tflite import configure_tensorflow, tensorflow_version, tflite_model, tflite_predict
-from fruits_lib.support.weights import Weights, build_model, resolve_weights, weights_sha256
+from fruits_lib.support.params import distinct_names, int_between, one_of
+from fruits_lib.support.tflite import (
+    configure_tensorflow,
+    layers_tag,
+    tensorflow_version,
+    tflite_model,
+    tflite_predict,
+)
+from fruits_lib.support.weights import TOP_LAYER, Weights, build_model, resolve_weights, weights_sha256
 from fruits_lib.write import FileSystem, join
 
 ENGINES = ("tflite", "keras")
@@ -92,7 +98,7 @@ def remove_worker_hook(hook) -> None:
     _WORKER_HOOKS.remove(hook)
 
 
-def make_predict_fn(broadcast, engine: str, image_size: int, threads: int):
+def make_predict_fn(broadcast, engine: str, image_size: int, threads: int, layers=(TOP_LAYER,)):
     """``predict_batch_udf``'s ``make_predict_fn``: loads the broadcast model, returns ``predict(batch)``."""
 
     def make():
@@ -100,7 +106,7 @@ def make_predict_fn(broadcast, engine: str, image_size: int, threads: int):
         if engine == "tflite":  # the broadcast is the converted model: no TensorFlow import with LiteRT
             return tflite_predict(broadcast.value, threads)
         configure_tensorflow(threads)
-        return build_model(broadcast.value, image_size).predict_on_batch
+        return build_model(broadcast.value, image_size, layers).predict_on_batch
 
     return make
 
@@ -126,27 +132,28 @@ def _featurize_partition(batches, key: str, make_predict, image_size: int, batch
                       "seconds": dict(WORKER_CACHE.seconds)})
 
 
-def model_key(weights_sha256: str, image_size: int, engine: str, flatbuffer: bytes | None = None) -> str:
-    """The worker cache's key: what the model is (weights, input size, engine, int8 bytes), not how it travelled."""
-    key = f"{weights_sha256[:16]}-{image_size}px-{engine}"
+def model_key(weights_sha256: str, image_size: int, engine: str, flatbuffer: bytes | None = None,
+              layers=(TOP_LAYER,)) -> str:
+    """The worker cache's key: what the model is (weights, size, layers, engine, int8 bytes), not how it travelled."""
+    key = f"{weights_sha256[:16]}-{image_size}px{layers_tag(layers)}-{engine}"
     return key if flatbuffer is None else f"{key}-int8-{hashlib.sha256(flatbuffer).hexdigest()[:16]}"
 
 
 # ---------------------------------------------------------------- driver side
-_BROADCASTS: dict = {}  # (application id, sha256, engine, size) -> Broadcast: each model is sent once
+_BROADCASTS: dict = {}  # (application id, sha256, engine, size, layers) -> Broadcast: each model is sent once
 
 
 def broadcast_model(spark: SparkSession, weights: Weights, engine: str, image_size: int,
-                    flatbuffer: bytes | None = None, precision: str = "float32"):
+                    flatbuffer: bytes | None = None, precision: str = "float32", layers=(TOP_LAYER,)):
     """Broadcast, once per Spark application, what the workers run: for ``tflite`` the flatbuffer converted
     on the driver (or ``flatbuffer``: bundled, or int8), for ``keras`` the weight arrays."""
     sc = spark.sparkContext
-    key = (sc.applicationId, weights.sha256, engine, image_size if engine == "tflite" else None)
+    key = (sc.applicationId, weights.sha256, engine, *((image_size, *layers) if engine == "tflite" else ()))
     if precision != "float32":  # a quantized model depends on its calibration photos too: keyed by its bytes
         key = (*key, precision, hashlib.sha256(flatbuffer).hexdigest())
     if key not in _BROADCASTS:
         if engine == "tflite":
-            value = flatbuffer if flatbuffer is not None else tflite_model(weights, image_size)
+            value = flatbuffer if flatbuffer is not None else tflite_model(weights, image_size, layers)
         else:
             value = weights.arrays
         _BROADCASTS[key] = sc.broadcast(value)
@@ -176,6 +183,9 @@ class _FeaturizerParams(HasInputCol, HasOutputCol):
                       typeConverter=one_of("precision", PRECISIONS))
     tfThreads = Param(Params._dummy(), "tfThreads", "inference threads per Python worker; 0 means spark.task.cpus",
                       typeConverter=int_between("tfThreads", 0, 1024))
+    featureLayers = Param(Params._dummy(), "featureLayers", "MobileNetV2 layers whose outputs are average-pooled "
+                          f"and concatenated into the features (default {TOP_LAYER}: 1280)",
+                          typeConverter=distinct_names("featureLayers"))
 
     def getWeights(self) -> str:
         return self.getOrDefault(self.weights)
@@ -204,6 +214,9 @@ class _FeaturizerParams(HasInputCol, HasOutputCol):
     def getTfThreads(self) -> int:
         return self.getOrDefault(self.tfThreads)
 
+    def getFeatureLayers(self) -> tuple:
+        return tuple(self.getOrDefault(self.featureLayers))
+
 
 class ImageFeaturizer(Transformer, _FeaturizerParams, DefaultParamsReadable, DefaultParamsWritable):
     """Spark ML Transformer: image bytes (``inputCol``) -> MobileNetV2 features as a Vector.
@@ -215,14 +228,14 @@ class ImageFeaturizer(Transformer, _FeaturizerParams, DefaultParamsReadable, Def
     @keyword_only
     def __init__(self, *, inputCol="content", outputCol="features", errorCol="error", weights="imagenet",
                  imageSize=224, batchSize=32, handleInvalid="keep", engine="tflite", tfThreads=0,
-                 weightsSha256=None, precision="float32"):
+                 weightsSha256=None, precision="float32", featureLayers=(TOP_LAYER,)):
         super().__init__()
         self._setDefault(inputCol="content", outputCol="features", errorCol="error", weights="imagenet",
                          imageSize=224, batchSize=32, handleInvalid="keep", engine="tflite", tfThreads=0,
-                         precision="float32")
+                         precision="float32", featureLayers=[TOP_LAYER])
         self._set(**self._input_kwargs)
         self._weights_cache, self._weights_for = None, None
-        self._bundled_tflite = None  # (image size, flatbuffer) of a loaded featurizer: no conversion needed
+        self._bundled_tflite = None  # (image size, layers, flatbuffer) of a loaded featurizer: no conversion
         self._int8 = None  # (image size, flatbuffer) of the int8 model: calibrated once, or bundled
 
     def resolved_weights(self) -> Weights:
@@ -248,17 +261,20 @@ class ImageFeaturizer(Transformer, _FeaturizerParams, DefaultParamsReadable, Def
         """Like ``transform``, but ``outputCol`` holds the float32 values as ``array<float>``, as stored:
         no Vector (float64) for the ML stages and conversion back, two JVM passes over 1,280 values."""
         spark, size, engine, precision = dataset.sparkSession, self.getImageSize(), self.getEngine(), self.getPrecision()
-        if precision == "int8" and engine != "tflite":
-            raise ValueError("precision int8 needs the tflite engine")
+        layers = self.getFeatureLayers()
+        if precision == "int8" and (engine != "tflite" or layers != (TOP_LAYER,)):
+            raise ValueError(f"precision int8 needs the tflite engine (and featureLayers [{TOP_LAYER}])")
+        if engine == "keras" and layers != (TOP_LAYER,):
+            build_model(None, size, layers)  # unknown layer names fail here, not on the executors
         threads = self.getTfThreads() or int(spark.conf.get("spark.task.cpus", "1"))
         bundled = self._bundled_tflite  # made from these weights (same sha256, checked) at the saved size
-        flatbuffer = bundled[1] if bundled and bundled[0] == size else None
+        flatbuffer = bundled[2] if bundled and bundled[:2] == (size, layers) else None
         if precision == "int8":
             flatbuffer = self.int8_model(dataset, size)
         weights = self.resolved_weights()
-        broadcast = broadcast_model(spark, weights, engine, size, flatbuffer, precision)
-        make_predict = make_predict_fn(broadcast, engine, size, threads)
-        key = model_key(weights.sha256, size, engine, flatbuffer if precision == "int8" else None)
+        broadcast = broadcast_model(spark, weights, engine, size, flatbuffer, precision, layers)
+        make_predict = make_predict_fn(broadcast, engine, size, threads, layers)
+        key = model_key(weights.sha256, size, engine, flatbuffer if precision == "int8" else None, layers)
         batch_size = self.getBatchSize()
         fail_on_invalid, hooks = self.getHandleInvalid() == "error", tuple(_WORKER_HOOKS)
 
@@ -322,9 +338,10 @@ class FeaturizerWriter(DefaultParamsWriter):
                                        "image_size": manifest["image_size"], "tensorflow": tensorflow_version()}
             fs.write_bytes(join(path, NETWORK_INT8), flatbuffer)
         elif self.instance.getEngine() == "tflite":
-            flatbuffer = tflite_model(weights, manifest["image_size"])
+            layers = list(self.instance.getFeatureLayers())
+            flatbuffer = tflite_model(weights, manifest["image_size"], layers)
             manifest["tflite"] = {"file": os.path.basename(NETWORK_TFLITE), "bytes": len(flatbuffer),
-                                  "file_sha256": hashlib.sha256(flatbuffer).hexdigest(),
+                                  "file_sha256": hashlib.sha256(flatbuffer).hexdigest(), "layers": layers,
                                   "image_size": manifest["image_size"], "tensorflow": tensorflow_version()}
             fs.write_bytes(join(path, NETWORK_TFLITE), flatbuffer)
         fs.write_bytes(join(path, NETWORK_MANIFEST), json.dumps(manifest, indent=2).encode())
@@ -354,7 +371,8 @@ class FeaturizerReader(DefaultParamsReader):
         instance._set(weightsSha256=actual)
         tflite = manifest.get("tflite")  # absent from featurizers saved before it was bundled
         if tflite:
-            instance._bundled_tflite = (tflite["image_size"],
+            layers = tuple(tflite.get("layers", [TOP_LAYER]))  # saved before featureLayers: the default
+            instance._bundled_tflite = (tflite["image_size"], layers,
                                         _read_bundled(fs, path, join(path, NETWORK_TFLITE), tflite))
         int8 = manifest.get("tflite_int8")
         if instance.getPrecision() == "int8" and not int8:

@@ -143,3 +143,4 @@ def test_app_model_defaults_are_the_recipes():
     defaults = inspect.signature(app_model.build_app_model).parameters
     for name in ("scenes", "seed", "pca_k", "reg_param", "refuse_unknown", "studio_bank"):
         assert getattr(args, name) == defaults[name].default, name
+    assert args.feature_layers.split(",") == list(defaults["feature_layers"].default)

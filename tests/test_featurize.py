@@ -57,3 +57,29 @@ def test_a_saved_featurizer_refuses_different_weights(tmp_path, random_weights_f
     loaded._set(weights="offline")
     with pytest.raises(ValueError, match="saved with"):
         loaded.resolved_weights()
+
+
+def test_feature_layers_travel_with_a_saved_featurizer(spark, tmp_path):
+    """Several pooled layers: wider features whose first 1280 are the default ones; saved and loaded with the
+    converted network that pools them, never confused with the default network's cache or worker key."""
+    import json
+
+    from fruits_lib.featurize import NETWORK_MANIFEST
+    from fruits_lib.support.weights import FEATURE_DIM
+
+    layers = ["out_relu", "block_16_project_BN"]
+    frame = spark.createDataFrame([(bytearray(picture()),), (bytearray(picture(colour=(40, 160, 40))),)],
+                                  "content binary")
+    default = [r["features"].toArray() for r in ImageFeaturizer(weights="offline", imageSize=96).transform(frame).collect()]
+    featurizer = ImageFeaturizer(weights="offline", imageSize=96, featureLayers=layers)
+    wide = [r["features"].toArray() for r in featurizer.transform(frame).collect()]
+    assert [len(f) for f in wide] == [FEATURE_DIM + 320] * 2
+    assert all(np.allclose(w[:FEATURE_DIM], d, atol=1e-4) for w, d in zip(wide, default))
+    featurizer.save(str(tmp_path / "featurizer"))
+    assert json.loads((tmp_path / "featurizer" / NETWORK_MANIFEST).read_text())["tflite"]["layers"] == layers
+    loaded = ImageFeaturizer.load(str(tmp_path / "featurizer"))
+    assert loaded.getFeatureLayers() == tuple(layers) and loaded._bundled_tflite[:2] == (96, tuple(layers))
+    again = [r["features"].toArray() for r in loaded.transform(frame).collect()]
+    assert all(np.allclose(a, w, atol=1e-6) for a, w in zip(again, wide))
+    with pytest.raises(ValueError, match="int8 needs the tflite engine"):
+        ImageFeaturizer(weights="offline", featureLayers=layers, precision="int8").transform(frame)

