@@ -94,7 +94,8 @@ def test_saved_model_carries_its_network_and_refuses_an_altered_one(spark, train
     assert "bundled" in loaded.resolved_weights().source  # not re-resolved from "offline"
     flatbuffer = (stage / "network" / "mobilenetv2.tflite").read_bytes()  # the tflite engine's network too
     assert manifest["tflite"]["file_sha256"] == hashlib.sha256(flatbuffer).hexdigest()
-    assert manifest["tflite"]["image_size"] == 224 and loaded._bundled_tflite == (224, flatbuffer)
+    assert manifest["tflite"]["image_size"] == 224 and manifest["tflite"]["layers"] == ["out_relu"]
+    assert loaded._bundled_tflite == (224, ("out_relu",), flatbuffer)
 
     altered_tflite = tmp_path / "altered-tflite"
     shutil.copytree(classifier_run / "model", altered_tflite)
