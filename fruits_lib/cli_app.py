@@ -33,9 +33,9 @@ def _add_app_model_command(commands, prog: str) -> None:
     app.add_argument("--scenes", type=int, default=4,  # app_model.SCENES (not imported here: --help stays fast)
                      help="scenes composited from each photo (default: 4)")
     app.add_argument("--seed", type=int, default=0, help="seed of the split and the scenes (default: 0)")
-    app.add_argument("--feature-layers", default="out_relu,block_16_project_BN,block_13_expand_relu",  # APP_LAYERS
+    app.add_argument("--feature-layers", default="out_relu,block_15_add,block_13_expand_relu",  # APP_LAYERS
                      help="MobileNetV2 layers average-pooled into the features, comma-separated "
-                          "(default: out_relu,block_16_project_BN,block_13_expand_relu; out_relu alone: 1280)")
+                          "(default: out_relu,block_15_add,block_13_expand_relu; out_relu alone: 1280)")
     app.add_argument("--pca-k", type=_positive, default=256, help="PCA components (default: 256)")
     app.add_argument("--reg-param", type=float, default=0.001, help="L2 strength of the classifier (default: 0.001)")
     app.add_argument("--refuse-unknown", type=float, default=0.6,
