@@ -28,22 +28,22 @@ def _add_app_model_command(commands, prog: str) -> None:
     app.add_argument("--input", required=True, help="studio photos, label = parent folder (Fruits-360 layout)")
     app.add_argument("--model", required=True, help="folder to save the model to")
     app.add_argument("--work", default="output/app-work",
-                     help="folder caching the featurized photos and scenes (default: output/app-work)")
-    app.add_argument("--weights", default="imagenet", help="imagenet, offline or a PATH (default: imagenet)")
+                     help="folder caching the featurized photos and scenes (default: %(default)s)")
+    app.add_argument("--weights", default="imagenet", help="imagenet, offline or a PATH (default: %(default)s)")
     app.add_argument("--scenes", type=int, default=4,  # app_model.SCENES (not imported here: --help stays fast)
-                     help="scenes composited from each photo (default: 4)")
-    app.add_argument("--seed", type=int, default=0, help="seed of the split and the scenes (default: 0)")
+                     help="scenes composited from each photo (default: %(default)s)")
+    app.add_argument("--seed", type=int, default=0, help="seed of the split and the scenes (default: %(default)s)")
     app.add_argument("--feature-layers", default="out_relu,block_15_add,block_13_expand_relu",  # APP_LAYERS
                      help="MobileNetV2 layers average-pooled into the features, comma-separated "
-                          "(default: out_relu,block_15_add,block_13_expand_relu; out_relu alone: 1280)")
-    app.add_argument("--pca-k", type=_positive, default=256, help="PCA components (default: 256)")
-    app.add_argument("--reg-param", type=float, default=0.001, help="L2 strength of the classifier (default: 0.001)")
+                          "(default: %(default)s; out_relu alone: 1280)")
+    app.add_argument("--pca-k", type=_positive, default=256, help="PCA components (default: %(default)s)")
+    app.add_argument("--reg-param", type=float, default=0.001, help="L2 strength of the classifier (default: %(default)s)")
     app.add_argument("--refuse-unknown", type=float, default=0.6,
                      help="share of photos of fruits outside the labels that should get unknown, measured with "
-                          "models fitted without some labels; it raises the threshold (default: 0.6; 0: off)")
+                          "models fitted without some labels; it raises the threshold (default: %(default)s; 0: off)")
     app.add_argument("--studio-bank", type=int, default=4000,
                      help="studio training photos kept to judge studio-like photos by their nearest one "
-                          "(default: 4000; 0: no studio gate, the probability judges every photo)")
+                          "(default: %(default)s; 0: no studio gate, the probability judges every photo)")
     app.add_argument("--exclude-labels", default="",
                      help="comma-separated labels to leave out (e.g. to measure how unknown fruits are answered)")
     app.add_argument("--overwrite", action="store_true", help="replace a model already at MODEL")
@@ -66,9 +66,9 @@ def _add_evaluate_commands(commands, prog: str) -> None:
     make.add_argument("--unknown", help="a folder with fruits outside the model's labels")
     make.add_argument("--unknown-labels", default="", help="comma-separated labels of --unknown to use")
     make.add_argument("--output", required=True, help="folder to write (must be empty or absent)")
-    make.add_argument("--per-label", type=_positive, default=6, help="photos per label (default: 6)")
-    make.add_argument("--seed", type=int, default=7, help="seed of the photos and scenes (default: 7)")
-    make.add_argument("--split-seed", type=int, default=0, help="the app recipe's --seed (default: 0)")
+    make.add_argument("--per-label", type=_positive, default=6, help="photos per label (default: %(default)s)")
+    make.add_argument("--seed", type=int, default=7, help="seed of the photos and scenes (default: %(default)s)")
+    make.add_argument("--split-seed", type=int, default=0, help="the app recipe's --seed (default: %(default)s)")
 
     evaluate = commands.add_parser(
         "evaluate", help="score a model on labelled photos: per-class accuracy, unknown answers, confusion",

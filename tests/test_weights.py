@@ -19,7 +19,8 @@ def test_offline_weights_fill_a_224px_mobilenetv2(offline_weights):
 
 
 def test_several_layers_are_pooled_and_concatenated_after_the_last_one(offline_weights):
-    """The app's features: the last layer's 1280 (the same values as the default model) then the others'."""
+    """Several layers (the app uses three): the last layer's 1280 (the same values as the default model) then the
+    others'."""
     layers = ("out_relu", "block_16_project_BN", "block_13_expand_relu")
     model = W.build_model(offline_weights.arrays, 96, layers)
     assert model.output_shape == (None, W.FEATURE_DIM + 320 + 576)

@@ -83,7 +83,7 @@ def build_model(arrays: list | None, image_size: int = 224, layers=(TOP_LAYER,))
     known = {layer.name for layer in model.layers}
     unknown = [name for name in layers if name not in known]
     if unknown or not layers or len(set(layers)) != len(layers):
-        raise ValueError(f"layers must be distinct MobileNetV2 layer names (e.g. {TOP_LAYER}, block_16_project_BN, "
+        raise ValueError(f"layers must be distinct MobileNetV2 layer names (e.g. {TOP_LAYER}, block_15_add, "
                          f"block_13_expand_relu), not {list(layers)}")
     pooled = [keras.layers.GlobalAveragePooling2D(name=f"pooled_{name}")(model.get_layer(name).output)
               for name in layers]
