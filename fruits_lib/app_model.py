@@ -1,19 +1,20 @@
-"""The app's model: studio photos -> scenes (augment) -> features -> PCA -> classifier that may say "unknown".
+"""The app's model: studio photos -> scenes (augment) -> fine-tuned features -> PCA -> classifier that may say "unknown".
 
 The recipe behind ``fruits app-model`` (``make app-model``). Photos are split by fruit before
-anything is learnt (Fruits-360 films each fruit turning: consecutive frames are near-duplicates, so a
-block of frames goes to one side only, with all of its scenes); each photo then gives its studio row
-plus ``scenes`` composites (:mod:`fruits_lib.augment`), featurized on Spark like any run and cached
-under ``work`` (keyed by what made them, so a second model, e.g. with classes left out, reuses them).
-The classifier is fitted on the training part, its abstention threshold chosen on the calibration part
-(where models fitted without some labels also show how sure the recipe is of fruits it never learnt),
-and every reported figure comes from the test part, touched once.
+anything is learnt (:mod:`fruits_lib.split`); each photo then gives its studio row plus ``scenes``
+composites (:mod:`fruits_lib.augment`), featurized on Spark like any run and cached under ``work`` (keyed
+by what made them, so a second model, e.g. with classes left out, reuses them). MobileNetV2's last blocks
+are first retrained on the training part (:mod:`fruits_lib.finetune`), then everything is featurized with
+the new weights. The classifier is fitted on the training part, its abstention threshold chosen on the
+calibration part (where models fitted without some labels also show how sure the recipe is of fruits it
+never learnt), and every reported figure comes from the test part, touched once.
 """
 
 from __future__ import annotations
 
+import io
 import json
-import re
+import time
 import zlib
 from multiprocessing.pool import ThreadPool
 
@@ -26,10 +27,12 @@ from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 
-from fruits_lib import augment, load, reduce
+from fruits_lib import augment, finetune, load, reduce
 from fruits_lib.featurize import ImageFeaturizer
+from fruits_lib.split import FRAMES_PER_BLOCK, OPEN_SET_FOLDS, assign_splits, class_folds, fruit_group
 from fruits_lib.support.errors import InputError, OutputError
 from fruits_lib.support.progress import image_counter, spark_images
+from fruits_lib.support.store import cache_dir, write_atomically
 from fruits_lib.train import PREDICTED, TrainResult, _publish, classification_metrics
 from fruits_lib.unknown import (
     BANK_SIZE,
@@ -46,51 +49,12 @@ from fruits_lib.unknown import (
 )
 from fruits_lib.write import FileSystem, join, write_parquet
 
-FRAMES_PER_BLOCK = 40  # Fruits-360 frames of one fruit held out together (~1/8 of a turn)
 SPLITS = ("train", "calibration", "test")
 PHOTOS_PER_TASK = 128  # small tasks: the progress in images moves every few seconds, the balance stays even
 SCENES = 4  # per studio photo: 2 -> 4 took known fruits in scenes from 38 to 40 % named right on our check
 # MobileNetV2's last layer and two earlier ones, each average-pooled (1280 + 160 + 576 features): instead of the
 # last alone, test scenes 0.537 -> 0.562 named right, studio photos 0.963 -> 0.969 (README, 07 Dec)
 APP_LAYERS = ("out_relu", "block_15_add", "block_13_expand_relu")
-OPEN_SET_FOLDS = 4  # models fitted without a quarter of the labels each, to measure answers on unlearnt fruits
-
-
-def fruit_group(name: str) -> str:
-    """The block of frames a Fruits-360 file belongs to (``r_12_100.jpg`` -> ``r_0``); other names are
-    their own group."""
-    found = re.match(r"^(r_|r2_|r3_)?(\d+)_\d+\.\w+$", name)
-    if found is None:
-        return name
-    return f"{found.group(1) or ''}{int(found.group(2)) // FRAMES_PER_BLOCK}"
-
-
-def assign_splits(groups: dict, seed: int = 0, test: float = 0.2, calibration: float = 0.1) -> dict:
-    """``{(label, group): split}``: per label, groups ordered by a seeded hash; the first ``round(test * n)``
-    (at least one) are test, the next ``round(calibration * n)`` (at least one) calibration, the rest train."""
-    if not (0 < test < 1 and 0 < calibration < 1 and test + calibration < 1):
-        raise ValueError(f"test ({test}) and calibration ({calibration}) shares must be in (0, 1), sum < 1")
-    splits = {}
-    for label, names in groups.items():
-        order = sorted(set(names), key=lambda g: (zlib.crc32(f"{seed}/{label}/{g}".encode()), g))
-        if len(order) < 3:
-            raise InputError(f"label {label!r} has {len(order)} fruit group(s): at least 3 are needed to hold "
-                             "out test and calibration photos")
-        n_test = max(1, round(test * len(order)))
-        n_cal = max(1, min(round(calibration * len(order)), len(order) - n_test - 1))
-        for rank, group in enumerate(order):
-            splits[(label, group)] = "test" if rank < n_test else "calibration" if rank < n_test + n_cal else "train"
-    return splits
-
-
-def class_folds(labels, folds: int = OPEN_SET_FOLDS, seed: int = 0) -> list:
-    """``labels`` dealt, in a seeded order, into up to ``folds`` groups; each model of the open-set calibration
-    is fitted without one group and keeps at least two labels."""
-    order = sorted(labels, key=lambda label: (zlib.crc32(f"{seed}/fold/{label}".encode()), label))
-    if len(order) < 3 or folds < 2:  # with fewer, a group would leave fewer than two labels to learn
-        return []
-    count = min(folds, len(order))
-    return [order[i::count] for i in range(count)]
 
 
 def _fit_classifier(training, pca_k: int, reg_param: float):
@@ -181,7 +145,8 @@ def _code_digest(*modules) -> str:
     return digest.hexdigest()[:16]
 
 
-def _features(spark, input_path: str, work: str, featurizer: ImageFeaturizer, scenes: int, seed: int, log):
+def _features(spark, input_path: str, work: str, featurizer: ImageFeaturizer, scenes: int, seed: int, log,
+              step: str = "[1/4]"):
     """The featurized studio + scene rows (``path, label, view, features, error``), made once per key."""
     fs = FileSystem(spark)
     weights = featurizer.resolved_weights()
@@ -194,7 +159,7 @@ def _features(spark, input_path: str, work: str, featurizer: ImageFeaturizer, sc
     if fs.exists(join(target, "_SUCCESS")) and fs.exists(join(target, "_key.json")):
         made = fs.read_json(join(target, "_key.json"))
         if made.get("key") == key and made.get("scenes", -1) >= scenes:  # scene i is the same whatever the count
-            log(f"[1/4] reusing the featurized photos and scenes in {target}")
+            log(f"{step} reusing the featurized photos and scenes in {target}")
             views = ["studio"] + [f"scene-{i}" for i in range(scenes)]
             return spark.read.parquet(target).filter(F.col(augment.VIEW_COL).isin(views)), dict(key, scenes=scenes)
     photos = load.read_images(spark, input_path)
@@ -202,7 +167,7 @@ def _features(spark, input_path: str, work: str, featurizer: ImageFeaturizer, sc
     if not count:
         raise InputError(f"no .jpg/.jpeg/.png image under {input_path}")
     tasks = max(spark.sparkContext.defaultParallelism * 2, -(-count // PHOTOS_PER_TASK))
-    log(f"[1/4] {count} photos -> {count * (1 + scenes)} images ({scenes} scenes each, seed {seed}), "
+    log(f"{step} {count} photos -> {count * (1 + scenes)} images ({scenes} scenes each, seed {seed}), "
         f"featurized in {tasks} tasks")
     image_counter(spark)  # before the transform: the featurizer's tasks count their images (progress)
     scenes_frame = augment.SceneAugmenter(scenesPerImage=scenes, seed=seed, imageSize=key["image_size"],
@@ -221,33 +186,89 @@ def _features(spark, input_path: str, work: str, featurizer: ImageFeaturizer, sc
     return spark.read.parquet(target), dict(key, scenes=scenes)
 
 
+def _check_excluded(frame, excluded: list, input_path: str) -> None:
+    found = {row["label"] for row in frame.select("label").distinct().collect()}
+    if set(excluded) - found:
+        raise InputError(f"--exclude-labels: no label {', '.join(sorted(set(excluded) - found))} under {input_path} "
+                         f"(labels: {', '.join(sorted(found))})")
+
+
+def _fine_tuned(spark, input_path: str, work: str, featurizer: ImageFeaturizer, scenes: int, seed: int,
+                shares: tuple, excluded: list, epochs: int, log) -> tuple:
+    """``(featurizer with fine-tuned weights, what was done)``: block 13's maps of the training split's photos and
+    scenes (featurized and cached like the features), then :func:`finetune.fine_tune`; the weights are cached
+    on this machine (``cache_dir()``), keyed by what made them."""
+    maps = ImageFeaturizer(weights=featurizer.getWeights(), imageSize=featurizer.getImageSize(),
+                           featureLayers=[finetune.MAP_FEATURES])
+    frame, key = _features(spark, input_path, work, maps, scenes, seed, log, step="[0/4] fine-tuning:")
+    _check_excluded(frame, excluded, input_path)
+    key = dict(key, split=[seed, *shares], excluded=excluded, epochs=epochs, code=_code_digest(finetune))
+    path = cache_dir() / f"finetuned-{zlib.crc32(json.dumps(key, sort_keys=True).encode()):08x}.npz"
+    tuned = ImageFeaturizer(weights=str(path), imageSize=featurizer.getImageSize(),
+                            featureLayers=list(featurizer.getFeatureLayers()))
+    about = path.with_suffix(".json")  # what was done, written after the weights: both there, both complete
+    if path.exists() and about.exists():
+        log(f"[0/4] fine-tuning: reusing {path}")
+        return tuned, json.loads(about.read_text())
+
+    def training(paths, labels):
+        names = paths.str.replace(r"#scene-[0-9]+$", "", regex=True).str.rsplit("/", n=1).str[-1]
+        return pd.Series([splits.get((label, fruit_group(name))) == "train" for label, name in zip(labels, names)])
+
+    rows = frame.filter(F.col("error").isNull() & ~F.col("label").isin(excluded))
+    names = rows.select("label", F.element_at(F.split(augment.source_path(), "/"), -1).alias("name")).distinct()
+    groups = {}
+    for row in names.collect():
+        groups.setdefault(row["label"], []).append(fruit_group(row["name"]))
+    splits = assign_splits(groups, seed, *shares)  # the split build_app_model makes: same rows, same rule
+    started = time.perf_counter()
+    features, labels, _ = finetune.read_maps(frame.inputFiles(), training)
+    names = sorted(set(labels))
+    log(f"[0/4] fine-tuning: {len(features)} training images ({len(names)} labels) read in "
+        f"{time.perf_counter() - started:.0f} s")
+    arrays = finetune.fine_tune(featurizer.resolved_weights().arrays, features,
+                                np.asarray([names.index(label) for label in labels]),
+                                image_size=featurizer.getImageSize(), epochs=epochs, seed=seed, log=log)
+    buffer = io.BytesIO()
+    np.savez(buffer, *arrays)
+    write_atomically(str(path), buffer.getvalue())
+    done = {"epochs": epochs, "from": featurizer.getWeights(), "layers": list(finetune.TUNED),
+            "images": len(features), "labels": len(names), "cache": str(path)}
+    write_atomically(str(about), json.dumps(done, indent=1).encode())
+    log(f"[0/4] fine-tuning: weights saved to {path}")
+    return tuned, done
+
+
 def build_app_model(spark, input_path: str, model_path: str, *, work: str, scenes: int = SCENES, seed: int = 0,
                     weights: str = "offline", image_size: int = 224, feature_layers=APP_LAYERS, pca_k: int = 256,
                     reg_param: float = 0.001, test: float = 0.2, calibration: float = 0.1, exclude_labels=(),
-                    refuse_unknown: float = 0.6, studio_bank: int = BANK_SIZE, overwrite: bool = False,
-                    log=print) -> TrainResult:
+                    refuse_unknown: float = 0.6, studio_bank: int = BANK_SIZE,
+                    fine_tune_epochs: int = finetune.EPOCHS, overwrite: bool = False, log=print) -> TrainResult:
     """Build the app's model from studio photos under ``input_path`` and publish it at ``model_path``.
 
     ``refuse_unknown``: the share of photos of fruits outside the labels that should get "unknown", as
     measured by :func:`unknown_confidences` (0: the thresholds only weigh right against wrong answers).
-    ``studio_bank``: studio training photos kept by the studio gate (0: no gate, probability for every photo)."""
+    ``studio_bank``: studio training photos kept by the studio gate (0: no gate, probability for every photo).
+    ``fine_tune_epochs``: epochs of :mod:`fruits_lib.finetune` on the training split first (0: the weights as given)."""
     if scenes < 0:  # checked here, not only by the command line: a cached set would otherwise be reused
         raise InputError(f"--scenes must be 0 or more, not {scenes}")
     if not 0 <= refuse_unknown < 1:
         raise InputError(f"--refuse-unknown must be in [0, 1), not {refuse_unknown}")
     if studio_bank < 0:
         raise InputError(f"--studio-bank must be 0 or more, not {studio_bank}")
+    if fine_tune_epochs < 0:
+        raise InputError(f"--fine-tune-epochs must be 0 or more, not {fine_tune_epochs}")
     fs = FileSystem(spark)
     if fs.exists(model_path) and not overwrite:
         raise OutputError(f"{model_path} already exists; choose another --model or pass --overwrite")
     featurizer = ImageFeaturizer(weights=weights, imageSize=image_size, featureLayers=list(feature_layers))
     featurizer.resolved_weights()  # a bad weights source fails before any Spark work
+    excluded, tuned = sorted(set(exclude_labels)), None
+    if fine_tune_epochs:
+        featurizer, tuned = _fine_tuned(spark, input_path, work, featurizer, scenes, seed, (test, calibration),
+                                        excluded, fine_tune_epochs, log)
     frame, key = _features(spark, input_path, work, featurizer, scenes, seed, log)
-    excluded = sorted(set(exclude_labels))
-    found = {row["label"] for row in frame.select("label").distinct().collect()}
-    if set(excluded) - found:
-        raise InputError(f"--exclude-labels: no label {', '.join(sorted(set(excluded) - found))} under {input_path} "
-                         f"(labels: {', '.join(sorted(found))})")
+    _check_excluded(frame, excluded, input_path)
     failed = frame.filter(F.col("error").isNotNull()).select("path", "error").toPandas()
     frame = frame.filter(F.col("error").isNull() & ~F.col("label").isin(excluded)).drop("error")
 
@@ -361,7 +382,7 @@ def build_app_model(spark, input_path: str, model_path: str, *, work: str, scene
         "test_studio": studio, "test_scenes": metrics["scenes"],
         "failed": [{"path": p, "error": e} for p, e in zip(failed["path"], failed["error"])],
         "weights": {"source": featurizer.getWeights(),
-                    "sha256": featurizer.resolved_weights().sha256},
+                    "sha256": featurizer.resolved_weights().sha256, "fine_tuning": tuned},
         "image_size": image_size,
     }
     saved_rows = rows.rename(columns={augment.VIEW_COL: "view"})

@@ -36,6 +36,9 @@ def _add_app_model_command(commands, prog: str) -> None:
     app.add_argument("--feature-layers", default="out_relu,block_15_add,block_13_expand_relu",  # APP_LAYERS
                      help="MobileNetV2 layers average-pooled into the features, comma-separated "
                           "(default: %(default)s; out_relu alone: 1280)")
+    app.add_argument("--fine-tune-epochs", type=int, default=3,  # finetune.EPOCHS
+                     help="epochs retraining MobileNetV2's last three blocks on the training photos and scenes "
+                          "first (default: %(default)s; 0: the weights as given)")
     app.add_argument("--pca-k", type=_positive, default=256, help="PCA components (default: %(default)s)")
     app.add_argument("--reg-param", type=float, default=0.001, help="L2 strength of the classifier (default: %(default)s)")
     app.add_argument("--refuse-unknown", type=float, default=0.6,
@@ -136,7 +139,8 @@ def _app_model(args) -> int:
                              work=normalize_path(args.work), scenes=args.scenes, seed=args.seed,
                              weights=args.weights, feature_layers=layers, pca_k=args.pca_k, reg_param=args.reg_param,
                              exclude_labels=excluded, refuse_unknown=args.refuse_unknown,
-                             studio_bank=args.studio_bank, overwrite=args.overwrite,
+                             studio_bank=args.studio_bank, fine_tune_epochs=args.fine_tune_epochs,
+                             overwrite=args.overwrite,
                              log=lambda message: print(message, flush=True))
     metrics = result.metrics
     print(f"model saved at {result.model_path} in {time.time() - started:.0f} s: {len(metrics['labels'])} labels, "

@@ -47,7 +47,7 @@ def write_eval_set(out_dir, known_dir, unknown_dir=None, unknown_labels=(), per_
     """
     from PIL import Image
 
-    from fruits_lib.app_model import assign_splits, fruit_group
+    from fruits_lib.split import assign_splits, fruit_group
 
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):

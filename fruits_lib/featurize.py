@@ -184,7 +184,7 @@ class _FeaturizerParams(HasInputCol, HasOutputCol):
     tfThreads = Param(Params._dummy(), "tfThreads", "inference threads per Python worker; 0 means spark.task.cpus",
                       typeConverter=int_between("tfThreads", 0, 1024))
     featureLayers = Param(Params._dummy(), "featureLayers", "MobileNetV2 layers whose outputs are average-pooled "
-                          f"and concatenated into the features (default {TOP_LAYER}: 1280)",
+                          f"(<layer>:map: flattened) and concatenated into the features (default {TOP_LAYER}: 1280)",
                           typeConverter=distinct_names("featureLayers"))
 
     def getWeights(self) -> str:

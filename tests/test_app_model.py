@@ -11,38 +11,9 @@ from helpers import SAMPLE
 
 from fruits_lib import app_model, unknown
 from fruits_lib.support.errors import InputError, OutputError
+from fruits_lib.support.weights import resolve_weights
 
 pytest_plugins = ["helpers.app"]  # the fixture ``app``: the recipe on data_sample/, shared with test_notebooks
-
-
-def test_fruit_group_is_a_block_of_frames():
-    assert app_model.fruit_group("12_100.jpg") == "0"
-    assert app_model.fruit_group("45_100.jpg") == "1"
-    assert app_model.fruit_group("r_45_100.jpg") == "r_1"
-    assert app_model.fruit_group("apple_003.jpg") == "apple_003.jpg"
-
-
-def test_splits_keep_each_fruit_block_on_one_side_and_are_seeded():
-    groups = {"kiwi": [str(g) for g in range(20)], "lime": ["a", "b", "c"]}
-    splits = app_model.assign_splits(groups, seed=0, test=0.2, calibration=0.1)
-    kiwi = [splits[("kiwi", g)] for g in groups["kiwi"]]
-    assert kiwi.count("test") == 4 and kiwi.count("calibration") == 2 and kiwi.count("train") == 14
-    assert sorted(splits[("lime", g)] for g in "abc") == ["calibration", "test", "train"]
-    assert app_model.assign_splits(groups, seed=0) == splits
-    assert app_model.assign_splits(groups, seed=1) != splits
-    with pytest.raises(InputError, match="at least 3"):
-        app_model.assign_splits({"fig": ["a", "b"]})
-
-
-def test_class_folds_leave_each_label_out_once_and_keep_two():
-    labels = [f"fruit {i}" for i in range(33)]
-    folds = app_model.class_folds(labels, 4, seed=0)
-    assert len(folds) == 4 and sorted(sum(folds, [])) == sorted(labels), "every label left out exactly once"
-    assert max(map(len, folds)) - min(map(len, folds)) <= 1
-    assert app_model.class_folds(labels, 4, seed=0) == folds and app_model.class_folds(labels, 4, seed=1) != folds
-    assert sorted(app_model.class_folds(["a", "b", "c"], 4)) == [["a"], ["b"], ["c"]], "each model keeps two"
-    assert app_model.class_folds(["a", "b"], 4) == [], "two labels: a model without one would learn one label"
-    assert app_model.class_folds(labels, 1) == [], "one group would be every label"
 
 
 @pytest.mark.slow  # the recipe on data_sample (featurize 320 images, PCA, LR): about a minute
@@ -75,6 +46,10 @@ def test_recipe_saves_a_model_with_its_threshold_and_every_figure(app):
     assert studio["top1"] >= 0.9 and 0 <= scenes["abstained"] <= 1
     assert metrics["failed"] == []
     assert any("featurized in" in line for line in lines)
+    tuned = metrics["weights"]["fine_tuning"]  # the last blocks retrained on the training photos and their scenes
+    assert tuned["epochs"] == 3 and tuned["images"] == 8 * 14 * 2 and tuned["from"] == "offline"
+    assert any("fine-tuning epoch 3/3" in line for line in lines)
+    assert metrics["weights"]["sha256"] != resolve_weights("offline").sha256, "the model bundles the tuned weights"
     predictions = (root / "model" / "test_predictions.csv").read_text().splitlines()
     assert predictions[0].split(",")[:4] == ["path", "label", "split", "view"]
 
@@ -92,12 +67,16 @@ def test_recipe_reuses_its_features_and_refuses_an_existing_model(app, spark):
                                        log=lines.append)
     assert any("reusing" in line for line in lines), lines
     assert "kiwi" not in second.metrics["labels"] and len(second.metrics["labels"]) == 7
+    assert second.metrics["weights"]["fine_tuning"]["images"] == 8 * 14 * 2 - 14 * 2, "kiwi never seen, even there"
     assert second.metrics["recipe"]["excluded_labels"] == ["kiwi"]
     assert second.metrics["abstain"]["open_set"]["models"] == 0, "--refuse-unknown 0: no open-set model"
     assert second.metrics["abstain"]["threshold"] == second.metrics["abstain"]["threshold_right_minus_wrong"]
     with pytest.raises(InputError, match="--scenes must be 0 or more"):
         app_model.build_app_model(spark, str(SAMPLE), str(root / "negative"), work=str(root / "work"), scenes=-1,
                                   weights="offline", pca_k=8)
+    with pytest.raises(InputError, match="--fine-tune-epochs must be 0 or more"):
+        app_model.build_app_model(spark, str(SAMPLE), str(root / "negative"), work=str(root / "work"), scenes=1,
+                                  weights="offline", pca_k=8, fine_tune_epochs=-1)
     with pytest.raises(InputError, match="no label kiwii"):
         app_model.build_app_model(spark, str(SAMPLE), str(root / "typo"), work=str(root / "work"), scenes=1,
                                   weights="offline", pca_k=8, exclude_labels=["kiwii"])

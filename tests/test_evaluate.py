@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from fruits_lib import evaluate
-from fruits_lib.app_model import assign_splits, fruit_group
+from fruits_lib.split import assign_splits, fruit_group
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data_sample"
 

@@ -113,3 +113,17 @@ def test_the_weights_cache_is_written_under_a_per_process_name_then_renamed(tmp_
     assert renamed[0][1] == str(tmp_path / "cache" / "offline.npz")
     assert not any(p.name != "offline.npz" for p in (tmp_path / "cache").iterdir())  # the partial file was renamed
     assert np.load(tmp_path / "cache" / "offline.npz")["arr_0"].tolist() == [0.0, 1.0, 2.0]
+
+
+def test_a_layer_named_with_map_gives_its_whole_map_flattened(offline_weights):
+    """``<layer>:map``: the layer's output itself (what the app recipe fine-tunes on), not its average."""
+    import keras
+
+    model = W.build_model(offline_weights.arrays, 96, ("block_13_project_BN" + W.MAP_SUFFIX,))
+    assert model.output_shape == (None, 3 * 3 * 160)
+    batch = np.random.default_rng(1).uniform(-1, 1, (2, 96, 96, 3)).astype(np.float32)
+    whole = W.build_model(offline_weights.arrays, 96, ("out_relu", "block_13_project_BN"))
+    inner = keras.Model(whole.input, whole.get_layer("block_13_project_BN").output).predict_on_batch(batch)
+    assert np.allclose(model.predict_on_batch(batch), inner.reshape(2, -1), atol=1e-5)
+    with pytest.raises(ValueError, match="block_13_project_BN:map"):
+        W.build_model(None, 96, ("block_99:map",))

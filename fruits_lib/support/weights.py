@@ -65,9 +65,13 @@ def weights_sha256(arrays: list) -> str:
     return digest.hexdigest()
 
 
+MAP_SUFFIX = ":map"  # "<layer>:map": that layer's whole feature map, flattened, instead of its average
+
+
 def build_model(arrays: list | None, image_size: int = 224, layers=(TOP_LAYER,)):
-    """MobileNetV2 without its classifier, filled with ``arrays``: the outputs of ``layers``, each average-pooled,
-    concatenated in that order (the default: the last layer, 1280 features)."""
+    """MobileNetV2 without its classifier, filled with ``arrays``: the outputs of ``layers``, each average-pooled
+    (or, named ``<layer>:map``, its whole feature map flattened: what the app recipe fine-tunes on), concatenated
+    in that order (the default: the last layer, 1280 features)."""
     from keras.applications import MobileNetV2
 
     layers = tuple(layers)
@@ -81,13 +85,14 @@ def build_model(arrays: list | None, image_size: int = 224, layers=(TOP_LAYER,))
     import keras
 
     known = {layer.name for layer in model.layers}
-    unknown = [name for name in layers if name not in known]
-    if unknown or not layers or len(set(layers)) != len(layers):
+    names = [name[:-len(MAP_SUFFIX)] if name.endswith(MAP_SUFFIX) else name for name in layers]
+    if any(name not in known for name in names) or not layers or len(set(layers)) != len(layers):
         raise ValueError(f"layers must be distinct MobileNetV2 layer names (e.g. {TOP_LAYER}, block_15_add, "
-                         f"block_13_expand_relu), not {list(layers)}")
-    pooled = [keras.layers.GlobalAveragePooling2D(name=f"pooled_{name}")(model.get_layer(name).output)
-              for name in layers]
-    return keras.Model(model.input, keras.layers.Concatenate(name="features")(pooled), name=model.name)
+                         f"block_13_project_BN{MAP_SUFFIX}), not {list(layers)}")
+    outputs = [keras.layers.Flatten(name=f"map_{name}")(model.get_layer(name).output) if layer.endswith(MAP_SUFFIX)
+               else keras.layers.GlobalAveragePooling2D(name=f"pooled_{name}")(model.get_layer(name).output)
+               for layer, name in zip(layers, names)]
+    return keras.Model(model.input, keras.layers.Concatenate(name="features")(outputs), name=model.name)
 
 
 def check_source(source: str) -> Path | None:
