@@ -26,6 +26,7 @@ def test_the_top_network_gives_the_backbones_own_features(offline_weights):
                        atol=1e-4)
 
 
+@pytest.mark.slow  # two fine-tunings: about 20 s
 def test_fine_tuning_is_deterministic_and_changes_only_the_top_blocks(offline_weights):
     rng = np.random.default_rng(0)
     batch = rng.uniform(-1, 1, (8, SIZE, SIZE, 3)).astype(np.float32)
