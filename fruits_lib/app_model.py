@@ -12,7 +12,6 @@ never learnt), and every reported figure comes from the test part, touched once.
 
 from __future__ import annotations
 
-import io
 import json
 import time
 import zlib
@@ -33,6 +32,7 @@ from fruits_lib.split import FRAMES_PER_BLOCK, OPEN_SET_FOLDS, assign_splits, cl
 from fruits_lib.support.errors import InputError, OutputError
 from fruits_lib.support.progress import image_counter, spark_images
 from fruits_lib.support.store import cache_dir, write_atomically
+from fruits_lib.support.weights import save_npz
 from fruits_lib.train import PREDICTED, TrainResult, _publish, classification_metrics
 from fruits_lib.unknown import (
     BANK_SIZE,
@@ -186,6 +186,16 @@ def _features(spark, input_path: str, work: str, featurizer: ImageFeaturizer, sc
     return spark.read.parquet(target), dict(key, scenes=scenes)
 
 
+def _split(frame, seed: int, test: float, calibration: float) -> tuple:
+    """``(groups, splits)`` of the photos behind ``frame``'s rows: their fruit groups per label, then
+    :func:`assign_splits`."""
+    names = frame.select("label", F.element_at(F.split(augment.source_path(), "/"), -1).alias("name")).distinct()
+    groups = {}
+    for row in names.collect():
+        groups.setdefault(row["label"], []).append(fruit_group(row["name"]))
+    return groups, assign_splits(groups, seed, test, calibration)
+
+
 def _check_excluded(frame, excluded: list, input_path: str) -> None:
     found = {row["label"] for row in frame.select("label").distinct().collect()}
     if set(excluded) - found:
@@ -212,15 +222,11 @@ def _fine_tuned(spark, input_path: str, work: str, featurizer: ImageFeaturizer, 
         return tuned, json.loads(about.read_text())
 
     def training(paths, labels):
-        names = paths.str.replace(r"#scene-[0-9]+$", "", regex=True).str.rsplit("/", n=1).str[-1]
+        names = paths.str.replace(augment.SCENE_SUFFIX, "", regex=True).str.rsplit("/", n=1).str[-1]
         return pd.Series([splits.get((label, fruit_group(name))) == "train" for label, name in zip(labels, names)])
 
     rows = frame.filter(F.col("error").isNull() & ~F.col("label").isin(excluded))
-    names = rows.select("label", F.element_at(F.split(augment.source_path(), "/"), -1).alias("name")).distinct()
-    groups = {}
-    for row in names.collect():
-        groups.setdefault(row["label"], []).append(fruit_group(row["name"]))
-    splits = assign_splits(groups, seed, *shares)  # the split build_app_model makes: same rows, same rule
+    _, splits = _split(rows, seed, *shares)  # the split build_app_model makes: same rows, same rule
     started = time.perf_counter()
     features, labels, _ = finetune.read_maps(frame.inputFiles(), training)
     names = sorted(set(labels))
@@ -229,9 +235,7 @@ def _fine_tuned(spark, input_path: str, work: str, featurizer: ImageFeaturizer, 
     arrays = finetune.fine_tune(featurizer.resolved_weights().arrays, features,
                                 np.asarray([names.index(label) for label in labels]),
                                 image_size=featurizer.getImageSize(), epochs=epochs, seed=seed, log=log)
-    buffer = io.BytesIO()
-    np.savez(buffer, *arrays)
-    write_atomically(str(path), buffer.getvalue())
+    save_npz(path, arrays)
     done = {"epochs": epochs, "from": featurizer.getWeights(), "layers": list(finetune.TUNED),
             "images": len(features), "labels": len(names), "cache": str(path)}
     write_atomically(str(about), json.dumps(done, indent=1).encode())
@@ -273,11 +277,7 @@ def build_app_model(spark, input_path: str, model_path: str, *, work: str, scene
     frame = frame.filter(F.col("error").isNull() & ~F.col("label").isin(excluded)).drop("error")
 
     source = augment.source_path()
-    names = (frame.select("label", F.element_at(F.split(source, "/"), -1).alias("name")).distinct().toPandas())
-    groups = {}
-    for label, name in zip(names["label"], names["name"]):
-        groups.setdefault(label, []).append(fruit_group(name))
-    splits = assign_splits(groups, seed, test, calibration)
+    groups, splits = _split(frame, seed, test, calibration)
     by_group = spark.createDataFrame([(label, group, split) for (label, group), split in splits.items()],
                                      "label string, group string, split string")  # a few hundred rows
     group = pandas_udf(lambda names: names.map(fruit_group), "string")  # the same rule, on the executors

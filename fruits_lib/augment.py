@@ -29,6 +29,7 @@ from fruits_lib.support import backgrounds
 from fruits_lib.support.params import int_between, one_of
 
 WHITE_LEVEL = 228  # a pixel whose every channel is above this may be the studio's white sheet
+SCENE_SUFFIX = "#scene-[0-9]+$"  # a scene's path is its photo's plus this (a regular expression)
 VIEW_COL = "view"  # "studio" for the photo itself, "scene-<i>" for its composites
 SCENE_MARK = "#scene-"  # a scene's path is its photo's path + "#scene-<i>": unique, and traceable
 
@@ -271,4 +272,4 @@ class SceneAugmenter(Transformer, _AugmenterParams, DefaultParamsReadable, Defau
 
 def source_path(path_col: str = "path"):
     """The photo a row comes from: its path without ``#scene-<i>`` (a JVM expression)."""
-    return F.regexp_replace(F.col(path_col), "#scene-[0-9]+$", "")
+    return F.regexp_replace(F.col(path_col), SCENE_SUFFIX, "")

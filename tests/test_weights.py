@@ -108,7 +108,7 @@ def test_the_weights_cache_is_written_under_a_per_process_name_then_renamed(tmp_
         return replace(source, target)
 
     monkeypatch.setattr(os, "replace", watched)
-    W._save_npz(tmp_path / "cache" / "offline.npz", [np.arange(3.0)])
+    W.save_npz(tmp_path / "cache" / "offline.npz", [np.arange(3.0)])
     assert len(renamed) == 1 and f".{os.getpid()}." in os.path.basename(renamed[0][0])
     assert renamed[0][1] == str(tmp_path / "cache" / "offline.npz")
     assert not any(p.name != "offline.npz" for p in (tmp_path / "cache").iterdir())  # the partial file was renamed

@@ -111,7 +111,7 @@ def resolve_weights(source: str = "imagenet") -> Weights:
         cached = cache_dir() / f"mobilenetv2_{source}.npz"
         if not cached.exists():
             arrays = _fetch_imagenet() if source == "imagenet" else _fetch_offline()
-            _save_npz(cached, arrays)
+            save_npz(cached, arrays)
         arrays = _load_npz(cached)
         return Weights(arrays, source, weights_sha256(arrays))
     path = check_source(source)
@@ -202,7 +202,8 @@ def _backbone_weights(model) -> list:
     return inner[0].get_weights()
 
 
-def _save_npz(path: Path, arrays: list) -> None:
+def save_npz(path: Path, arrays: list) -> None:
+    """Weights arrays as this module's ``.npz`` cache format, written atomically (what ``resolve_weights`` reads)."""
     buffer = io.BytesIO()
     np.savez(buffer, *arrays)
     write_atomically(str(path), buffer.getvalue())
