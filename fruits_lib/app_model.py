@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import time
 import zlib
-from multiprocessing.pool import ThreadPool
 
 import numpy as np
 import pandas as pd
@@ -99,10 +98,9 @@ def unknown_confidences(frame, labels, pca_k: int, reg_param: float, seed: int =
         answered = gate_columns(answered, gate)
         return answered.select(F.array_max(vector_to_array("probability")).alias("probability"), *SCORES).toPandas()
 
-    # The models are fitted from threads, as pyspark.ml.tuning.CrossValidator(parallelism=) does: Spark runs
-    # their jobs side by side, so the driver's per-iteration round trips overlap (most of the time on small data).
-    with ThreadPool(max(1, len(groups))) as pool:
-        scores = pool.map(answer, groups)
+    # One model after the other: fitted from threads (as CrossValidator(parallelism=) does), they were slower on
+    # small data and barely faster on the 33 labels (docs/performance.md, "open-set models").
+    scores = [answer(left_out) for left_out in groups]
     for number, (left_out, found) in enumerate(zip(groups, scores), 1):
         log(f"      model {number}/{len(groups)} without {', '.join(left_out)}: {len(found)} calibration images, "
             f"median highest probability {found['probability'].median() if len(found) else float('nan'):.2f}")

@@ -47,7 +47,7 @@ from fruits_lib.support.tflite import (
     tflite_model,
     tflite_predict,
 )
-from fruits_lib.support.weights import TOP_LAYER, Weights, build_model, resolve_weights, weights_sha256
+from fruits_lib.support.weights import TOP_LAYER, Weights, check_layers, resolve_weights, weights_sha256
 from fruits_lib.write import FileSystem, join
 
 ENGINES = ("tflite", "keras")
@@ -105,6 +105,7 @@ def make_predict_fn(broadcast, engine: str, image_size: int, threads: int, layer
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         if engine == "tflite":  # the broadcast is the converted model: no TensorFlow import with LiteRT
             return tflite_predict(broadcast.value, threads)
+        from fruits_lib.support.weights import build_model  # the keras engine only: TensorFlow on the worker
         configure_tensorflow(threads)
         return build_model(broadcast.value, image_size, layers).predict_on_batch
 
@@ -152,10 +153,9 @@ def broadcast_model(spark: SparkSession, weights: Weights, engine: str, image_si
     if precision != "float32":  # a quantized model depends on its calibration photos too: keyed by its bytes
         key = (*key, precision, hashlib.sha256(flatbuffer).hexdigest())
     if key not in _BROADCASTS:
-        if engine == "tflite":
-            value = flatbuffer if flatbuffer is not None else tflite_model(weights, image_size, layers)
-        else:
-            value = weights.arrays
+        value = weights.arrays if engine == "keras" else flatbuffer
+        if value is None:  # tflite, nothing bundled or quantized: converted here (cached on this machine)
+            value = tflite_model(weights, image_size, layers)
         _BROADCASTS[key] = sc.broadcast(value)
     return _BROADCASTS[key]
 
@@ -264,8 +264,8 @@ class ImageFeaturizer(Transformer, _FeaturizerParams, DefaultParamsReadable, Def
         layers = self.getFeatureLayers()
         if precision == "int8" and (engine != "tflite" or layers != (TOP_LAYER,)):
             raise ValueError(f"precision int8 needs the tflite engine (and featureLayers [{TOP_LAYER}])")
-        if engine == "keras" and layers != (TOP_LAYER,):
-            build_model(None, size, layers)  # unknown layer names fail here, not on the executors
+        if engine == "keras" and layers != (TOP_LAYER,):  # unknown names fail here, not on the executors
+            check_layers(layers)
         threads = self.getTfThreads() or int(spark.conf.get("spark.task.cpus", "1"))
         bundled = self._bundled_tflite  # made from these weights (same sha256, checked) at the saved size
         flatbuffer = bundled[2] if bundled and bundled[:2] == (size, layers) else None

@@ -83,3 +83,24 @@ def test_feature_layers_travel_with_a_saved_featurizer(spark, tmp_path):
     assert all(np.allclose(a, w, atol=1e-6) for a, w in zip(again, wide))
     with pytest.raises(ValueError, match="int8 needs the tflite engine"):
         ImageFeaturizer(weights="offline", featureLayers=layers, precision="int8").transform(frame)
+
+
+def test_a_keras_transform_checks_its_layer_names_without_building_a_network(spark, monkeypatch):
+    """The driver checks the names against MobileNetV2's, read once per process: a transform builds no
+    network there (it did, ~2 s each time); an unknown name still fails on the driver."""
+    import keras
+
+    from fruits_lib.support.weights import check_layers
+
+    check_layers(["out_relu"])  # the names, read once in this process
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a network was built on the driver")
+
+    monkeypatch.setattr(keras.applications, "MobileNetV2", no_network)
+    frame = spark.createDataFrame([(bytearray(picture()),)], "content binary")
+    featurized = ImageFeaturizer(weights="offline", imageSize=96, engine="keras",
+                                 featureLayers=["out_relu", "block_15_add"]).transform(frame)
+    assert "features" in featurized.columns
+    with pytest.raises(ValueError, match="layers must be distinct MobileNetV2 layer names"):
+        ImageFeaturizer(weights="offline", engine="keras", featureLayers=["out_relu", "block_99"]).transform(frame)

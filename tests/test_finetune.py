@@ -32,7 +32,9 @@ def test_fine_tuning_is_deterministic_and_changes_only_the_top_blocks(offline_we
     batch = rng.uniform(-1, 1, (8, SIZE, SIZE, 3)).astype(np.float32)
     maps = np.concatenate([_maps(offline_weights.arrays, batch)] * 2).astype(np.float16)
     labels = np.array([0, 1, 2, 0, 1, 2, 0, 1] * 2)
-    first = finetune.fine_tune(offline_weights.arrays, maps, labels, image_size=SIZE, epochs=1, log=lambda m: None)
+    lines = []
+    first = finetune.fine_tune(offline_weights.arrays, maps, labels, image_size=SIZE, epochs=1, log=lines.append)
+    assert [line.split(":")[0].strip() for line in lines] == ["fine-tuning the new classifier", "fine-tuning epoch 1/1"]
     second = finetune.fine_tune(offline_weights.arrays, maps, labels, image_size=SIZE, epochs=1, log=lambda m: None)
     assert all(np.array_equal(a, b) for a, b in zip(first, second)), "same seed, same weights"
     changed = [i for i, (a, b) in enumerate(zip(first, offline_weights.arrays)) if not np.array_equal(a, b)]

@@ -15,6 +15,7 @@ Sources:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import subprocess
@@ -76,6 +77,7 @@ def build_model(arrays: list | None, image_size: int = 224, layers=(TOP_LAYER,))
 
     layers = tuple(layers)
     top_only = layers == (TOP_LAYER,)
+    names = check_layers(layers)
     model = MobileNetV2(include_top=False, weights=None, input_shape=(image_size, image_size, 3),
                         pooling="avg" if top_only else None)
     if arrays is not None:
@@ -84,15 +86,31 @@ def build_model(arrays: list | None, image_size: int = 224, layers=(TOP_LAYER,))
         return model
     import keras
 
-    known = {layer.name for layer in model.layers}
-    names = [name[:-len(MAP_SUFFIX)] if name.endswith(MAP_SUFFIX) else name for name in layers]
-    if any(name not in known for name in names) or not layers or len(set(layers)) != len(layers):
-        raise ValueError(f"layers must be distinct MobileNetV2 layer names (e.g. {TOP_LAYER}, block_15_add, "
-                         f"block_13_project_BN{MAP_SUFFIX}), not {list(layers)}")
     outputs = [keras.layers.Flatten(name=f"map_{name}")(model.get_layer(name).output) if layer.endswith(MAP_SUFFIX)
                else keras.layers.GlobalAveragePooling2D(name=f"pooled_{name}")(model.get_layer(name).output)
                for layer, name in zip(layers, names)]
     return keras.Model(model.input, keras.layers.Concatenate(name="features")(outputs), name=model.name)
+
+
+def check_layers(layers) -> list:
+    """The MobileNetV2 layer names behind ``layers`` (``<layer>`` or ``<layer>:map``), or a clear error.
+
+    Checked against the network's own names, read once per process: a transform that checks its layers on the
+    driver no longer builds a network each time (~2 s)."""
+    layers = tuple(layers)
+    names = [name[:-len(MAP_SUFFIX)] if name.endswith(MAP_SUFFIX) else name for name in layers]
+    if any(name not in _layer_names() for name in names) or not layers or len(set(layers)) != len(layers):
+        raise ValueError(f"layers must be distinct MobileNetV2 layer names (e.g. {TOP_LAYER}, block_15_add, "
+                         f"block_13_project_BN{MAP_SUFFIX}), not {list(layers)}")
+    return names
+
+
+@functools.lru_cache(maxsize=1)
+def _layer_names() -> frozenset:
+    """MobileNetV2's layer names (they do not depend on the input size: the smallest it takes, 32 px)."""
+    from keras.applications import MobileNetV2
+
+    return frozenset(layer.name for layer in MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3)).layers)
 
 
 def check_source(source: str) -> Path | None:
