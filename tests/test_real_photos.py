@@ -1,10 +1,11 @@
-"""On 1,962 real Fruits-360 photos: the trained classifier reaches the bar, random weights do not,
+"""On real Fruits-360 photos: the trained classifier reaches the bar, random weights do not,
 and the exported TFLite file agrees with the Spark pipeline.
 
-The offline-weights features come from ``real_run`` (this module's one featurization of the real
-photos); random weights featurize a stratified quarter of them (every 4th photo of each label),
-enough to show that they stay below the bar. Without ../shared the tests skip, or fail under
-CI=true (helpers.require_real_photos). Every test here but the last is ``slow``: minutes of CPU.
+The offline-weights features come from ``real_run`` (this module's one featurization of the 1,962 photos of
+4 labels). Random weights are compared with the offline ones on a harder set, every 30th photo of each of the
+33 labels (537, nine apple varieties): on the 4 labels, random features reached 0.98-1.00 for 4 of 5 seeds
+(docs/performance.md). Without ../shared the tests skip, or fail under CI=true (helpers.require_real_photos).
+Every test here but the last is ``slow``: minutes of CPU.
 """
 
 import json
@@ -12,10 +13,11 @@ import shutil
 
 import numpy as np
 import pytest
-from helpers import require_real_photos
+from helpers import REAL_PHOTOS_33, require_real_photos
 
 BAR = 0.95
-EVERY = 4  # the random-weights check runs on every 4th photo of each label
+EVERY = 30  # the random-weights check: every 30th photo of each of the 33 labels
+GAP = 0.2  # random features stay this far below the offline ones on the same photos
 
 
 def _train(spark, run_folder, model_folder):
@@ -57,20 +59,20 @@ def stratified_subset(source, target, every: int) -> dict:
 
 
 @pytest.fixture(scope="module")
-def random_real(spark, real_photos, tmp_path_factory, random_weights_file):
-    """Keras' random initialisation on a stratified quarter of the photos: run + classifier, once per session.
-
-    The only second featurization of real photos: a quarter of them (about 490), which is enough to
-    tell features that separate the fruits from features that do not.
-    """
+def random_and_offline(spark, tmp_path_factory, random_weights_file):
+    """Keras' random initialisation and the offline weights on the same 537 photos of the 33 labels: each a run
+    and a classifier, ``{"random": (summary, result), "offline": (summary, result)}``."""
     from fruits_lib.pipeline import run
 
+    photos = require_real_photos(REAL_PHOTOS_33)
     root = tmp_path_factory.mktemp("real-random")
-    counts = stratified_subset(real_photos, root / "photos", EVERY)
-    summary = run(str(root / "photos"), str(root / "run"), weights=str(random_weights_file), spark=spark,
-                  log=lambda m: None)
-    assert summary["labels"] == counts and summary["images_failed"] == 0
-    return summary, _train(spark, root / "run", root / "model")
+    counts = stratified_subset(photos, root / "photos", EVERY)
+    found = {}
+    for name, weights in (("random", str(random_weights_file)), ("offline", "offline")):
+        summary = run(str(root / "photos"), str(root / name), weights=weights, spark=spark, log=lambda m: None)
+        assert summary["labels"] == counts and summary["images_failed"] == 0
+        found[name] = summary, _train(spark, root / name, root / f"{name}-model")
+    return found
 
 
 @pytest.mark.slow
@@ -90,14 +92,14 @@ def test_pretrained_classifier_reaches_the_bar_on_held_out_photos(offline_real):
 
 
 @pytest.mark.slow
-def test_random_weights_do_not(random_real):
-    summary, result = random_real
-    metrics = result.metrics
-    print(f"random weights: hold-out accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f} "
-          f"on {metrics['n_test']} photos (every {EVERY}th of each label)")
-    assert summary["images_ok"] == sum(summary["labels"].values()) >= 1962 // EVERY
-    assert metrics["n_test"] + metrics["n_train"] == summary["images_ok"] and metrics["n_test"] >= 90
-    assert metrics["accuracy"] < BAR
+def test_random_weights_do_not(random_and_offline):
+    (summary, random), (_, offline) = random_and_offline["random"], random_and_offline["offline"]
+    random, offline = random.metrics, offline.metrics
+    print(f"on {random['n_test']} photos of 33 labels (every {EVERY}th): random weights hold-out accuracy "
+          f"{random['accuracy']:.4f} (k = {random['k']}), offline weights {offline['accuracy']:.4f} (k = {offline['k']})")
+    assert summary["images_ok"] == sum(summary["labels"].values()) >= 33 * 246 // EVERY
+    assert random["n_test"] == offline["n_test"] >= 90 and len(summary["labels"]) == 33
+    assert random["accuracy"] < BAR and random["accuracy"] <= offline["accuracy"] - GAP
 
 
 @pytest.mark.slow

@@ -77,7 +77,6 @@ def build_model(arrays: list | None, image_size: int = 224, layers=(TOP_LAYER,))
 
     layers = tuple(layers)
     top_only = layers == (TOP_LAYER,)
-    names = check_layers(layers)
     model = MobileNetV2(include_top=False, weights=None, input_shape=(image_size, image_size, 3),
                         pooling="avg" if top_only else None)
     if arrays is not None:
@@ -86,6 +85,7 @@ def build_model(arrays: list | None, image_size: int = 224, layers=(TOP_LAYER,))
         return model
     import keras
 
+    names = _checked_names(layers, {layer.name for layer in model.layers})
     outputs = [keras.layers.Flatten(name=f"map_{name}")(model.get_layer(name).output) if layer.endswith(MAP_SUFFIX)
                else keras.layers.GlobalAveragePooling2D(name=f"pooled_{name}")(model.get_layer(name).output)
                for layer, name in zip(layers, names)]
@@ -93,13 +93,14 @@ def build_model(arrays: list | None, image_size: int = 224, layers=(TOP_LAYER,))
 
 
 def check_layers(layers) -> list:
-    """The MobileNetV2 layer names behind ``layers`` (``<layer>`` or ``<layer>:map``), or a clear error.
+    """The MobileNetV2 layer names behind ``layers`` (``<layer>`` or ``<layer>:map``), or a clear error: what the
+    driver checks before a transform, against the names read once per process (no network built each time)."""
+    return _checked_names(tuple(layers), _layer_names())
 
-    Checked against the network's own names, read once per process: a transform that checks its layers on the
-    driver no longer builds a network each time (~2 s)."""
-    layers = tuple(layers)
+
+def _checked_names(layers: tuple, known) -> list:
     names = [name[:-len(MAP_SUFFIX)] if name.endswith(MAP_SUFFIX) else name for name in layers]
-    if any(name not in _layer_names() for name in names) or not layers or len(set(layers)) != len(layers):
+    if any(name not in known for name in names) or not layers or len(set(layers)) != len(layers):
         raise ValueError(f"layers must be distinct MobileNetV2 layer names (e.g. {TOP_LAYER}, block_15_add, "
                          f"block_13_project_BN{MAP_SUFFIX}), not {list(layers)}")
     return names

@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "data_sample"
 SAMPLE_LABELS = tuple(sorted(p.name for p in SAMPLE.iterdir() if p.is_dir()))  # its label folders
 REAL_PHOTOS = ROOT.parent / "shared" / "data" / "fruits360-subset"
+REAL_PHOTOS_33 = ROOT.parent / "shared" / "data" / "fruits360-33"  # 33 labels, nine of them apple varieties
 
 
 def in_ci() -> bool:
@@ -24,7 +25,7 @@ def require_real_photos(folder: Path = REAL_PHOTOS) -> Path:
     """The real photos' ``Training`` folder; when absent: skip, or fail under CI (a missing folder is no pass)."""
     training = folder / "Training"
     if not training.is_dir():
-        message = f"real photos not found at {folder} (../shared/data/fruits360-subset beside the repo)"
+        message = f"real photos not found at {folder} (../shared/data/{folder.name} beside the repo)"
         if in_ci():
             pytest.fail(f"CI=true: {message}", pytrace=False)
         pytest.skip(message)
