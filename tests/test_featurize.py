@@ -87,7 +87,7 @@ def test_feature_layers_travel_with_a_saved_featurizer(spark, tmp_path):
 
 def test_a_keras_transform_checks_its_layer_names_without_building_a_network(spark, monkeypatch):
     """The driver checks the names against MobileNetV2's, read once per process: a transform builds no
-    network there (it did, ~2 s each time); an unknown name still fails on the driver."""
+    network there (it did: 0.28 s per transform, 0.06 s now); an unknown name still fails on the driver."""
     import keras
 
     from fruits_lib.support.weights import check_layers

@@ -98,7 +98,8 @@ def test_random_weights_do_not(random_and_offline):
     print(f"on {random['n_test']} photos of 33 labels (every {EVERY}th): random weights hold-out accuracy "
           f"{random['accuracy']:.4f} (k = {random['k']}), offline weights {offline['accuracy']:.4f} (k = {offline['k']})")
     assert summary["images_ok"] == sum(summary["labels"].values()) >= 33 * 246 // EVERY
-    assert random["n_test"] == offline["n_test"] >= 90 and len(summary["labels"]) == 33
+    assert random["n_test"] + random["n_train"] == summary["images_ok"] and len(summary["labels"]) == 33
+    assert random["n_test"] == offline["n_test"] >= 90, "the same held-out photos"
     assert random["accuracy"] < BAR and random["accuracy"] <= offline["accuracy"] - GAP
 
 
