@@ -1,6 +1,7 @@
 """The app's recipe: split by fruit, scenes featurized once, a threshold saved and applied, exported."""
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -27,6 +28,8 @@ def test_recipe_saves_a_model_with_its_threshold_and_every_figure(app):
     # open-set calibration: 4 models, each without 2 of the 8 labels, answered those labels' calibration images
     assert abstain["open_set"]["models"] == 4 and sorted(sum(abstain["open_set"]["left_out"], [])) == metrics["labels"]
     assert abstain["open_set"]["photos"] == 8 * 2 * 2, "every label's calibration images, by the model without it"
+    models = [line for line in lines if re.match(r"\s+model [1-4]/4 without .*, \d+ s$", line)]
+    assert len(models) == 4, lines  # each open-set model logged when fitted, with its seconds
     assert abstain["threshold"] == max(abstain["threshold_right_minus_wrong"], abstain["threshold_refusing_unknown"])
     assert abstain["refuse_unknown"] == 0.6 and abstain["open_set"]["refused"] >= 0.6
     gate = abstain["studio_gate"]  # studio-like photos are judged by their nearest studio training photo
