@@ -54,7 +54,9 @@ def read_maps(files: list, keep) -> tuple:
     import pyarrow.dataset as ds
 
     maps, labels, paths = [], [], []
-    dataset = ds.dataset(sorted(f[len("file:"):] if f.startswith("file:") else f for f in files), format="parquet")
+    from fruits_lib.load import canonical, local_path
+
+    dataset = ds.dataset(sorted(local_path(canonical(f)) for f in files), format="parquet")  # inputFiles(): encoded
     for batch in dataset.to_batches(columns=["path", "label", "features", "error"], batch_size=1024):
         frame = batch.select(["path", "label"]).to_pandas()
         chosen = keep(frame["path"], frame["label"]).to_numpy() & pc.is_null(batch.column("error")).to_numpy(

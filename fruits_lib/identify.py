@@ -122,20 +122,15 @@ def identify(spark, model: PipelineModel, targets: list, top: int = 3, rule: Abs
     for row in itertools.chain([first] if first is not None else [], rows):
         seen.add(load.canonical(row["path"]))
         if row["error"] is not None:
-            yield Identification(_shown(row["path"]), error=row["error"])
+            yield Identification(load.local_path(row["path"]), error=row["error"])
             continue
         probabilities = rule.naming([row["probability"]], [row["studio_likeness"]],
                                     [row[STUDIO_PROBABILITY]] if row[STUDIO_PROBABILITY] is not None else None)[0]
         order = np.argsort(-probabilities, kind="stable")[:top]
         refused = rule.refusals([probabilities.max()], [row["studio_likeness"]], [row["nearest_studio"]])[0]
-        yield Identification(_shown(row["path"]), top=[(labels[i], float(probabilities[i])) for i in order],
+        yield Identification(load.local_path(row["path"]), top=[(labels[i], float(probabilities[i])) for i in order],
                              refused=refused)
     featurized.unpersist()
     for uri in listed:  # Spark's file sources skip zero-byte files: they still get an answer
         if load.canonical(uri) not in seen:
-            yield Identification(_shown(load.canonical(uri)), error="empty file (0 bytes)")
-
-
-def _shown(path: str) -> str:
-    """A local file as a plain path (Spark spells it ``file:/...``); URIs as they are."""
-    return path[len("file:"):] if path.startswith("file:/") else path
+            yield Identification(load.local_path(load.canonical(uri)), error="empty file (0 bytes)")

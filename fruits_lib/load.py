@@ -98,6 +98,12 @@ def canonical(uri: str) -> str:
     return unquote(uri).replace(":///", ":/")
 
 
+def local_path(path: str) -> str:
+    """A local file as a plain path (Spark's ``path`` column spells it ``file:/...``); other URIs as they are.
+    For ``inputFiles()``, URI-encoded, pass :func:`canonical` of it."""
+    return path[len("file:"):] if path.startswith("file:/") else path
+
+
 def file_status(spark: SparkSession, uri: str) -> tuple:
     """``(path, length, modificationTime)`` of one file, spelled as Spark's ``path`` column."""
     jvm = spark.sparkContext._jvm

@@ -52,8 +52,10 @@ def test_read_maps_keeps_the_chosen_rows_without_errors_sorted_by_path(tmp_path)
     table = pa.table({"path": [r[0] for r in rows], "label": [r[1] for r in rows],
                       "features": pa.array([None if r[2] is None else r[2].tolist() for r in rows], pa.list_(pa.float32())),
                       "error": [r[3] for r in rows]})
-    pq.write_table(table, tmp_path / "part-0.parquet")
-    maps, labels, paths = finetune.read_maps([f"file:{tmp_path / 'part-0.parquet'}"],
+    folder = tmp_path / "work 100%"  # Spark's inputFiles() spells it URI-encoded: file:///.../work%20100%25/...
+    folder.mkdir()
+    pq.write_table(table, folder / "part-0.parquet")
+    maps, labels, paths = finetune.read_maps([(folder / "part-0.parquet").as_uri()],
                                              lambda paths, labels: pd.Series(labels.to_numpy() != "x"))
     assert list(paths) == ["a.jpg", "c.jpg"] and list(labels) == ["b", "a"]
     assert maps.shape == (2, side, side, finetune.MAP_CHANNELS) and maps.dtype == np.float16
