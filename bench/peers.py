@@ -187,8 +187,9 @@ def plot(results: dict, path: Path) -> None:
         axis.set_title(title)
         axis.legend()
     n = next(iter(results["rounds"][0]["runs"].values()))["n"]
-    fig.suptitle(f"{n} photos, 224 px, 2 cores shared with other jobs ({results['finished_at'][:16]} UTC): "
-                 "only same-round ratios compare", fontsize=10)
+    machine = results.get("note") or f"load average {results['load_before'][0]:.1f} before the first run"
+    fig.suptitle(f"{n} photos, 224 px, {results['machine']['logical_cpus']} cores, finished "
+                 f"{results['finished_at'][:16]} UTC: only same-round ratios compare\n{machine}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
