@@ -283,8 +283,11 @@ def build_app_model(spark, input_path: str, model_path: str, *, work: str, scene
     by_group = spark.createDataFrame([(label, group, split) for (label, group), split in splits.items()],
                                      "label string, group string, split string")  # a few hundred rows
     group = pandas_udf(lambda names: names.map(fruit_group), "string")  # the same rule, on the executors
+    # Kept by Spark (memory, then disk): every fit and scoring below reads these rows again (8 reads, then 7 per
+    # open-set model); recomputed each time (features parquet, the group UDF, the join), the recipe on data_sample/
+    # took 43 s instead of 27 s (docs/performance.md, "The recipe's rows kept").
     frame = (frame.withColumn("group", group(F.element_at(F.split(source, "/"), -1)))
-             .join(F.broadcast(by_group), ["label", "group"]))
+             .join(F.broadcast(by_group), ["label", "group"])).persist()
     counts = {(r["split"], r["studio"]): r["count"] for r in
               frame.groupBy("split", (F.col(augment.VIEW_COL) == "studio").alias("studio")).count().collect()}
     training = frame.filter(F.col("split") == "train")
@@ -312,6 +315,7 @@ def build_app_model(spark, input_path: str, model_path: str, *, work: str, scene
     held = gate_columns(held, gate)
     rows = held.select("path", "label", "split", augment.VIEW_COL, vector_to_array("probability").alias("p"),
                        *SCORES, STUDIO_PROBABILITY).toPandas()
+    frame.unpersist()
     rows = rows.sort_values("path").reset_index(drop=True)
     naming = AbstainRule(gate=gate).naming(np.stack(rows["p"]), rows["studio_likeness"], rows[STUDIO_PROBABILITY])
     rows = rows.drop(columns=["p", STUDIO_PROBABILITY]).assign(

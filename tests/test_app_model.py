@@ -70,6 +70,8 @@ def test_recipe_reuses_its_features_and_refuses_an_existing_model(app, spark):
                                        refuse_unknown=0, studio_bank=0,  # open-set and gate: tested above
                                        log=lines.append)
     assert any("reusing" in line for line in lines), lines
+    # the rows the recipe kept for its fits are released (no public PySpark call lists persisted RDDs)
+    assert spark.sparkContext._jsc.getPersistentRDDs().isEmpty(), "the recipe left rows persisted"
     assert "kiwi" not in second.metrics["labels"] and len(second.metrics["labels"]) == 7
     assert second.metrics["weights"]["fine_tuning"]["images"] == 8 * 14 * 2 - 14 * 2, "kiwi never seen, even there"
     assert second.metrics["recipe"]["excluded_labels"] == ["kiwi"]
