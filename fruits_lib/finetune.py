@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from fruits_lib.load import canonical, local_path
 from fruits_lib.support.weights import MAP_SUFFIX, build_model
 
 MAP_LAYER = "block_13_project_BN"  # block 14's input: 7 x 7 x 160 at 224 px
@@ -54,8 +55,6 @@ def read_maps(files: list, keep) -> tuple:
     import pyarrow.dataset as ds
 
     maps, labels, paths = [], [], []
-    from fruits_lib.load import canonical, local_path
-
     dataset = ds.dataset(sorted(local_path(canonical(f)) for f in files), format="parquet")  # inputFiles(): encoded
     for batch in dataset.to_batches(columns=["path", "label", "features", "error"], batch_size=1024):
         frame = batch.select(["path", "label"]).to_pandas()
