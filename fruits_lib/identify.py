@@ -88,7 +88,7 @@ def _inputs(spark, targets: list) -> tuple:
     reader = spark.read.format("binaryFile").option("recursiveFileLookup", "true")
     try:
         frame = reader.load(paths)
-        listed = frame.inputFiles()
+        listed = load.input_files(frame)
     except AnalysisException as exc:  # e.g. an s3:// prefix that does not exist
         raise InputError(str(exc).strip().splitlines()[0]) from None
     return frame, listed

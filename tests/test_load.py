@@ -87,3 +87,27 @@ def test_counting_many_label_folders_runs_no_spark_job(spark, tmp_path):
     finally:
         spark.sparkContext.setLocalProperty("spark.jobGroup.id", None)
     assert tracker.getJobIdsForGroup("count-files-test") == []
+
+
+def test_input_files_is_spark_s_listing_fetched_in_one_call(spark, tmp_path, monkeypatch):
+    """``load.input_files`` returns what ``DataFrame.inputFiles()`` does, odd names included (a newline in a
+    name arrives URI-encoded), without PySpark's two py4j round trips per file; an upgrade that changes
+    either side fails here."""
+    names = [f"apple/{i:02d}.jpg" for i in range(40)] + ["Red Apple/b c.jpg", "pêche/é%20,;.jpg", "lemon/new\nline.jpg"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    frame = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(str(tmp_path))
+    client = type(spark.sparkContext._gateway._gateway_client)  # py4j's: every JVM call goes through it
+    calls = []
+    sent = client.send_command
+    monkeypatch.setattr(client, "send_command", lambda self, *a, **k: calls.append(a) or sent(self, *a, **k))
+    expected = frame.inputFiles()
+    spark_calls, calls[:] = len(calls), []
+    listed = load.input_files(frame)
+    assert listed == expected and len(listed) == len(names) and any("%0A" in uri for uri in listed)
+    ours = len(calls)
+    nothing = spark.read.format("binaryFile").option("pathGlobFilter", "*.none").load(str(tmp_path / "apple"))
+    assert load.input_files(nothing) == [] == nothing.inputFiles()
+    assert spark_calls > 2 * len(names), spark_calls  # PySpark's: two per file
+    assert ours <= 10, ours  # ours: a few, whatever the number of files
