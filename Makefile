@@ -43,31 +43,30 @@ run: setup
 lint:
 	$(BIN)/ruff check fruits_lib fruits_emr bench slides tests emr devtools
 
-# Three lanes side by side, each with the Spark master its tests need (tests/conftest.py):
-# - the main run: the suite on local[2] (one JVM), less the two lists below;
-# - the cluster lane: the tests marked `cluster` on local-cluster[2,1,1024] (two executor JVMs, as on EMR), then, in
-#   a pytest run of its own on local[2], LANE2_TESTS: the bench's run (processes one after the other, mostly
-#   waiting on their start-up) and the real photos (the suite's largest featurization);
-# - the processes lane, PROCESS_TESTS: the notebooks' kernels, the installed wheel's run and the app recipe
-#   (helpers.app, whose features the local notebook reuses: the two files share one pytest run).
-# The lanes are balanced by what they took in CI: 07 Dec, before LANE2_TESTS moved out of the other two, main 465 s,
-# processes 523 s, cluster 123 s (make test 589 s). The main run prints as it goes, the other two lanes' output
-# follows it. make test fails if any run fails; pytest's exit 5 (no test collected) is turned into an explicit
-# failure: no test is no proof.
-PROCESS_TESTS := tests/test_notebooks.py tests/test_packaging.py tests/test_app_model.py
-LANE2_TESTS   := tests/test_bench.py tests/test_real_photos.py
+# Two lanes side by side, each running its pytest runs one after the other (tests/conftest.py picks each run's
+# Spark master from the tests it selects):
+# - in the foreground, the main run: the suite on local[2] (one JVM) less SLOW_PROCESS_TESTS, then the tests marked
+#   `cluster` on local-cluster[2,1,1024] (two executor JVMs, as on EMR);
+# - beside it, SLOW_PROCESS_TESTS in one pytest run on local[2]: the notebooks' kernels and the app recipe
+#   (helpers.app, whose model the local notebook reuses), the bench's run (processes one after the other) and the
+#   real photos (the suite's largest featurization).
+# Two lanes, not three: each pytest run alone keeps ~1.3 of the 2 cores busy, and a third one beside them made the
+# machine do more work, not more at once (the same tests, warm venv, 07 Dec 23:0x UTC: three lanes 352 s and
+# 661 CPU-s, two lanes 310 s and 569 CPU-s). The lanes are balanced by those runs. The main run prints as it goes,
+# the other lane's output follows it. make test fails if any run fails; pytest's exit 5 (no test collected) is
+# turned into an explicit failure: no test is no proof.
+SLOW_PROCESS_TESTS := tests/test_notebooks.py tests/test_app_model.py tests/test_bench.py tests/test_real_photos.py
 test: setup lint
 	@export $(JVM_ARCHIVE); logs=$$(mktemp -d); \
-	echo "make test: pytest -m cluster then pytest $(LANE2_TESTS), and pytest $(PROCESS_TESTS), beside the main run (their output follows)"; \
-	{ $(BIN)/python -m pytest -m cluster --durations=15; echo $$? > $$logs/cluster.code; \
-	  $(BIN)/python -m pytest -m "not cluster" $(LANE2_TESTS) --durations=15; echo $$? > $$logs/lane2.code; } > $$logs/cluster 2>&1 & cluster=$$!; \
-	$(BIN)/python -m pytest -m "not cluster" $(PROCESS_TESTS) --durations=15 > $$logs/processes 2>&1 & processes=$$!; \
+	echo "make test: pytest $(SLOW_PROCESS_TESTS), beside the main run and the cluster run (its output follows)"; \
+	$(BIN)/python -m pytest -m "not cluster" $(SLOW_PROCESS_TESTS) --durations=15 > $$logs/processes 2>&1 & processes=$$!; \
 	echo "make test: pytest -m 'not cluster' (the rest)"; \
-	$(BIN)/python -m pytest -m "not cluster" $(addprefix --ignore=,$(PROCESS_TESTS) $(LANE2_TESTS)) --durations=15; main=$$?; \
-	wait $$cluster; wait $$processes; third=$$?; second=$$(cat $$logs/cluster.code); lane2=$$(cat $$logs/lane2.code); \
-	echo "make test: pytest -m cluster, then pytest -m 'not cluster' $(LANE2_TESTS)"; cat $$logs/cluster; \
-	echo "make test: pytest -m 'not cluster' $(PROCESS_TESTS)"; cat $$logs/processes; rm -rf $$logs; \
-	status=0; for result in "not cluster:$$main" "cluster:$$second" "not cluster ($(LANE2_TESTS)):$$lane2" "not cluster (processes):$$third"; do \
+	$(BIN)/python -m pytest -m "not cluster" $(addprefix --ignore=,$(SLOW_PROCESS_TESTS)) --durations=15; main=$$?; \
+	echo "make test: pytest -m cluster"; \
+	$(BIN)/python -m pytest -m cluster --durations=10; cluster=$$?; \
+	wait $$processes; processes=$$?; \
+	echo "make test: pytest -m 'not cluster' $(SLOW_PROCESS_TESTS)"; cat $$logs/processes; rm -rf $$logs; \
+	status=0; for result in "not cluster:$$main" "cluster:$$cluster" "not cluster ($(SLOW_PROCESS_TESTS)):$$processes"; do \
 	  selection=$${result%:*}; code=$${result##*:}; \
 	  if [ $$code -eq 5 ]; then echo "make test: pytest -m '$$selection' collected no test" >&2; code=1; fi; \
 	  if [ $$code -ne 0 ]; then echo "make test: pytest -m '$$selection' failed (exit $$code)" >&2; status=$$code; fi; \
