@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import sys
 import time
@@ -220,7 +221,8 @@ def main(argv=None) -> None:
     plot(results, out / f"{args.name}.png")
     combined = out / "results.json"
     document = json.loads(combined.read_text()) if combined.exists() else {}
-    document[args.name] = {"source": f"python -m bench --peers (bench/{args.name}.json has every run)",
+    command = shlex.join(["python", "-m", "bench", "--peers", *(sys.argv[1:] if argv is None else argv)])
+    document[args.name] = {"source": f"{command} ({out / (args.name + '.json')} has every run)",
                          "started_at": results["started_at"], "finished_at": results["finished_at"],
                          "note": args.note, "rounds": [{"round": r["round"], "ratios": r["ratios"]}
                                                        for r in results["rounds"]]}
