@@ -3,8 +3,8 @@
 A local driver JVM loads ~11,000 classes from ~250 jars during its first jobs; with an archive they come
 parsed and verified from one mapped file (docs/performance.md: the measured gain). The library knows
 nothing of it: the archive reaches the driver JVM through ``SPARK_SUBMIT_OPTS``, which Spark's launcher
-adds to the driver's java command line. ``make setup`` makes it; ``make run``, ``make test``, ``make bench``
-export the options.
+adds to the driver's java command line. ``make jvm-archive`` makes it (``make bench`` does, its figures are
+taken with it); ``make run``, ``make test`` and ``make bench`` export the options, empty without an archive.
 
     python -m devtools.jvm_archive            # make this machine's archive once (~30 s), print its path
     python -m devtools.jvm_archive --options  # the SPARK_SUBMIT_OPTS that use it (empty when absent)
@@ -78,11 +78,12 @@ def _session_gone(sid: int, timeout: float) -> None:
         time.sleep(0.5)
 
 
-def make(weights: str = "offline", log=print) -> Path | None:
+def make(weights: str = "offline", log=print, command: list | None = None) -> Path | None:
     """Make the archive once: ``fruits run`` on 4 synthetic images with ``-XX:ArchiveClassesAtExit``.
 
     The JVM dumps to a private name at exit, renamed into place once the whole process group is gone:
-    a half-written archive is never used.
+    a half-written archive is never used. ``command``: another program whose driver JVM's classes are archived
+    instead of that run (the test's bare session start).
     """
     path = archive_path()
     if path is None or path.exists():
@@ -95,8 +96,9 @@ def make(weights: str = "offline", log=print) -> Path | None:
         sample = [sys.executable, "-m", "fruits_lib", "make-sample", "--output", f"{folder}/in", "--per-class", "2"]
         chain = [sys.executable, "-m", "fruits_lib", "run", "--input", f"{folder}/in", "--output", f"{folder}/out",
                  "--weights", weights, "--pca-k", "2", "--master", "local[2]"]
-        subprocess.run(sample, capture_output=True, check=True)
-        child = subprocess.Popen(chain, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        if command is None:
+            subprocess.run(sample, capture_output=True, check=True)
+        child = subprocess.Popen(command or chain, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                  start_new_session=True)
         _, err = child.communicate()
         _session_gone(child.pid, timeout=300)

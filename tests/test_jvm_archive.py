@@ -1,29 +1,41 @@
 """devtools.jvm_archive: the driver JVM's class archive, keyed by Java and jars, given through SPARK_SUBMIT_OPTS."""
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-from helpers import in_ci
 
-from devtools.jvm_archive import QUIET, archive_path, options, prune
+from devtools.jvm_archive import QUIET, archive_path, make, options, prune
+
+# A bare driver JVM: a local session started and stopped, printing the files its JVM maps (public Java API for the pid).
+SESSION = """
+from pyspark.sql import SparkSession
+spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()
+pid = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getPid()
+print(open(f"/proc/{pid}/maps").read())
+spark.stop()
+"""
 
 
-def test_the_session_driver_jvm_maps_the_class_archive_given_in_spark_submit_opts(spark):
-    """``make setup`` made the archive and ``make test`` passes ``options()`` in SPARK_SUBMIT_OPTS: the tests'
-    driver JVM must really map it. A JVM that ignores its archive (another Java build, other jars, a wrong
-    flag) runs fine but slower; /proc/<pid>/maps is where that shows.
-    """
-    archive = archive_path()
-    if not archive.exists() or str(archive) not in os.environ.get("SPARK_SUBMIT_OPTS", ""):
-        message = (f"no class archive at {archive} in SPARK_SUBMIT_OPTS: run `python -m devtools.jvm_archive`, "
-                   "then SPARK_SUBMIT_OPTS=\"$(python -m devtools.jvm_archive --options)\" (make test does)")
-        if in_ci():
-            pytest.fail(message)
-        pytest.skip(message)
-    jvm = spark.sparkContext._jvm
-    pid = jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getPid()  # public Java API
-    with open(f"/proc/{pid}/maps") as maps:
-        assert str(archive) in maps.read(), f"driver JVM {pid} did not map {archive}"
+@pytest.mark.slow  # two JVMs start: the dump, then a session with the options
+def test_a_driver_jvm_given_the_options_maps_the_archive_the_tool_made(tmp_path, monkeypatch):
+    """What ``make jvm-archive`` then ``SPARK_SUBMIT_OPTS="$(... --options)"`` do, on a bare session: the archive is
+    made, and a driver JVM started with the options really maps it (a JVM that ignores its archive, e.g. another
+    Java build, other jars or a wrong flag, runs fine but slower; /proc/<pid>/maps is where that shows)."""
+    import pyspark
+
+    monkeypatch.setenv("FRUITS_CACHE_DIR", str(tmp_path))
+    # the dump: the quickest JVM on the driver's class path (Spark's launcher builds the same for both)
+    archive = make(command=[str(Path(pyspark.__file__).parent / "bin" / "spark-submit"), "--version"], log=print)
+    assert archive is not None and archive.exists() and archive.stat().st_size > 0
+    assert not list(archive.parent.glob("*.partial"))
+
+    session = subprocess.run([sys.executable, "-c", SESSION], env=dict(os.environ, SPARK_SUBMIT_OPTS=options()),
+                             capture_output=True, text=True, timeout=300)
+    assert session.returncode == 0, session.stderr[-2000:]
+    assert str(archive) in session.stdout, "the session's driver JVM did not map the archive"
 
 
 def test_the_options_map_the_archive_quietly_or_are_empty(tmp_path, monkeypatch):
