@@ -35,8 +35,9 @@ setup: $(BIN)/python
 # The local driver JVM maps this machine's class archive when there is one (devtools/jvm_archive.py, outside the
 # wheel): Spark's launcher adds SPARK_SUBMIT_OPTS to the driver's java command line; empty without an archive.
 # `make jvm-archive` makes it (~20-35 s; `make bench` does: its figures are taken with it). Setup no longer does:
-# each new venv needs its own (the JVM checks its jars), and on clean clones `make test` took 16 s less without
-# (07 Dec 23:52-00:04: 355 s against 371 s; its tests' critical lane the same 327 s with and without).
+# each new venv needs its own (the JVM checks its jars). On clean clones `make test` took the same within noise
+# (355 and 375 s without, 371 and 385 s with, 07 Dec 23:44-00:13), and `make run` in a fresh venv 30.5 s without
+# against 54.0 s with the archive made first (docs/performance.md).
 JVM_ARCHIVE = SPARK_SUBMIT_OPTS="$$($(BIN)/python -m devtools.jvm_archive --options)"
 
 jvm-archive: setup
