@@ -288,34 +288,36 @@ def build_app_model(spark, input_path: str, model_path: str, *, work: str, scene
     # took 43 s instead of 27 s (docs/performance.md, "The recipe's rows kept").
     frame = (frame.withColumn("group", group(F.element_at(F.split(source, "/"), -1)))
              .join(F.broadcast(by_group), ["label", "group"])).persist()
-    counts = {(r["split"], r["studio"]): r["count"] for r in
-              frame.groupBy("split", (F.col(augment.VIEW_COL) == "studio").alias("studio")).count().collect()}
-    training = frame.filter(F.col("split") == "train")
-    n_train = counts.get(("train", True), 0) + counts.get(("train", False), 0)
-    log(f"[2/4] PCA (k = {pca_k}) + logistic regression (regParam {reg_param}) on {n_train} training images "
-        f"({len(groups)} labels" + (f"; left out: {', '.join(excluded)}" if excluded else "") + ")")
-    pca, indexer, classifier, projected = _fit_classifier(training, pca_k, reg_param)
-    gate = _fit_gate(projected, pca, seed, studio_bank, classify=True, reg_param=reg_param) if studio_bank else None
-    if gate is not None:
-        log(f"      studio gate: a linear head for studio-like photos, {len(gate.bank)} studio training photos, "
-            "a classifier trained on studio photos")
-    if refuse_unknown > 0:
-        log("[3/4] open-set calibration: the same recipe without some labels, on their calibration images")
-        unknown, folds = unknown_confidences(frame, groups, pca_k, reg_param, seed,
-                                             bank_size=studio_bank if gate is not None else 0, log=log)
-    else:
-        unknown, folds = pd.DataFrame({"probability": []}), []
-        log("[3/4] open-set calibration: skipped (--refuse-unknown 0)")
-    labels = list(indexer.labels)
-    decoder = IndexToString(inputCol="prediction", outputCol=PREDICTED, labels=labels)
-    model = PipelineModel([featurizer, *pca.model.stages, classifier, decoder])
+    try:  # released after the last read, or when a fit fails (a notebook session would keep them)
+        counts = {(r["split"], r["studio"]): r["count"] for r in
+                  frame.groupBy("split", (F.col(augment.VIEW_COL) == "studio").alias("studio")).count().collect()}
+        training = frame.filter(F.col("split") == "train")
+        n_train = counts.get(("train", True), 0) + counts.get(("train", False), 0)
+        log(f"[2/4] PCA (k = {pca_k}) + logistic regression (regParam {reg_param}) on {n_train} training images "
+            f"({len(groups)} labels" + (f"; left out: {', '.join(excluded)}" if excluded else "") + ")")
+        pca, indexer, classifier, projected = _fit_classifier(training, pca_k, reg_param)
+        gate = _fit_gate(projected, pca, seed, studio_bank, classify=True, reg_param=reg_param) if studio_bank else None
+        if gate is not None:
+            log(f"      studio gate: a linear head for studio-like photos, {len(gate.bank)} studio training photos, "
+                "a classifier trained on studio photos")
+        if refuse_unknown > 0:
+            log("[3/4] open-set calibration: the same recipe without some labels, on their calibration images")
+            unknown, folds = unknown_confidences(frame, groups, pca_k, reg_param, seed,
+                                                 bank_size=studio_bank if gate is not None else 0, log=log)
+        else:
+            unknown, folds = pd.DataFrame({"probability": []}), []
+            log("[3/4] open-set calibration: skipped (--refuse-unknown 0)")
+        labels = list(indexer.labels)
+        decoder = IndexToString(inputCol="prediction", outputCol=PREDICTED, labels=labels)
+        model = PipelineModel([featurizer, *pca.model.stages, classifier, decoder])
 
-    held_out = frame.filter(F.col("split") != "train").withColumn("features", array_to_vector("features"))
-    held = decoder.transform(classifier.transform(pca.model.transform(held_out)))
-    held = gate_columns(held, gate)
-    rows = held.select("path", "label", "split", augment.VIEW_COL, vector_to_array("probability").alias("p"),
-                       *SCORES, STUDIO_PROBABILITY).toPandas()
-    frame.unpersist()
+        held_out = frame.filter(F.col("split") != "train").withColumn("features", array_to_vector("features"))
+        held = decoder.transform(classifier.transform(pca.model.transform(held_out)))
+        held = gate_columns(held, gate)
+        rows = held.select("path", "label", "split", augment.VIEW_COL, vector_to_array("probability").alias("p"),
+                           *SCORES, STUDIO_PROBABILITY).toPandas()
+    finally:
+        frame.unpersist()
     rows = rows.sort_values("path").reset_index(drop=True)
     naming = AbstainRule(gate=gate).naming(np.stack(rows["p"]), rows["studio_likeness"], rows[STUDIO_PROBABILITY])
     rows = rows.drop(columns=["p", STUDIO_PROBABILITY]).assign(

@@ -59,7 +59,7 @@ def test_recipe_saves_a_model_with_its_threshold_and_every_figure(app):
 
 
 @pytest.mark.slow  # the recipe on data_sample (featurize 320 images, PCA, LR): about a minute
-def test_recipe_reuses_its_features_and_refuses_an_existing_model(app, spark):
+def test_recipe_reuses_its_features_and_refuses_an_existing_model(app, spark, monkeypatch):
     result, root, _ = app
     with pytest.raises(OutputError, match="--overwrite"):
         app_model.build_app_model(spark, str(SAMPLE), str(root / "model"), work=str(root / "work"), scenes=1,
@@ -72,6 +72,15 @@ def test_recipe_reuses_its_features_and_refuses_an_existing_model(app, spark):
     assert any("reusing" in line for line in lines), lines
     # the rows the recipe kept for its fits are released (no public PySpark call lists persisted RDDs)
     assert spark.sparkContext._jsc.getPersistentRDDs().isEmpty(), "the recipe left rows persisted"
+    def failing_fit(*args):
+        raise RuntimeError("fit failed")
+
+    with monkeypatch.context() as patch:  # a fit that fails releases them too
+        patch.setattr(app_model, "_fit_classifier", failing_fit)
+        with pytest.raises(RuntimeError, match="fit failed"):
+            app_model.build_app_model(spark, str(SAMPLE), str(root / "failed"), work=str(root / "work"), scenes=1,
+                                      weights="offline", pca_k=8)
+    assert spark.sparkContext._jsc.getPersistentRDDs().isEmpty(), "a failed recipe left rows persisted"
     assert "kiwi" not in second.metrics["labels"] and len(second.metrics["labels"]) == 7
     assert second.metrics["weights"]["fine_tuning"]["images"] == 8 * 14 * 2 - 14 * 2, "kiwi never seen, even there"
     assert second.metrics["recipe"]["excluded_labels"] == ["kiwi"]
