@@ -21,9 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
-from pyspark import inheritable_thread_target
+from pyspark import StorageLevel, inheritable_thread_target
 from pyspark.ml import PipelineModel
-from pyspark.ml.functions import array_to_vector, vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -146,8 +145,18 @@ def _same_model(out: RunOutput, sha256: str, image_size: int, engine: str, overw
     return not differences
 
 
-def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: bool,
-                featurizer: ImageFeaturizer, about: dict, *, pca_variance, pca_k, pca_reuse, log) -> dict:
+def _run_stages(*args, **kwargs) -> dict:
+    """:func:`_stages`, then every frame it persisted released, whether it ended or failed."""
+    held = []
+    try:
+        return _stages(*args, held=held, **kwargs)
+    finally:
+        for frame in held:
+            frame.unpersist()
+
+
+def _stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: bool, featurizer: ImageFeaturizer,
+            about: dict, *, pca_variance, pca_k, pca_reuse, log, held: list) -> dict:
     image_size = featurizer.getImageSize()
     batch_size = featurizer.getBatchSize()
     engine = featurizer.getEngine()
@@ -156,6 +165,7 @@ def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: 
         log(f"[2/5] listing files under {source}")
         if incremental:
             files = load.list_files(spark, source).cache()
+            held.append(files)
             found, others = load.count_listed(files)
         else:  # counted from the file listing alone: no Spark job before featurizing
             found, others = load.count_files(spark, source)
@@ -168,24 +178,29 @@ def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: 
             skipped = found - len(todo)
             # rows whose file changed or is gone: dropped, so each image has one row (its latest)
             stale = existing.join(current, IDENTITY, "left_anti").cache()
+            held.append(stale)
             dropped = stale.count()
         log(f"      {found} images ({others} other files ignored)"
             + (f", {skipped} already processed, {len(todo)} new or changed, {dropped} outdated rows dropped"
                if incremental else ""))
 
     images_in = found - skipped
+    featurized = None
     if images_in:
         with timer("featurize"):
             frame = load.read_images(spark, paths=todo) if incremental else load.read_images(spark, source)
             frame = frame.coalesce(partitions_for(images_in, spark.sparkContext.defaultParallelism, live()))
             log(f"[3/5] featurizing {images_in} images at {image_size} px ({engine}, batches of {batch_size})")
-            with spark_images(spark, "featurize", images_in):
-                write_parquet(featurized_to_columns(featurizer, frame), out.stage("featurized"))
+            with spark_images(spark, "featurize", images_in):  # its image count hooks transforms made inside
+                # Persisted: the features/ write computes it (the one featurize pass), then the errors, the counts
+                # and the PCA read it back, instead of staging every row as parquet and writing the features a
+                # second time (docs/performance.md, issue 22). Spilled to disk beyond the storage memory.
+                featurized = featurized_to_columns(featurizer, frame).persist(StorageLevel.MEMORY_AND_DISK)
+                held.append(featurized)
+                write_parquet(featurized.filter("error IS NULL").drop("error"), out.stage("features"))
         with timer("write"):
-            staged = spark.read.parquet(out.stage("featurized"))
             expected = (lambda: todo) if incremental else (lambda: load.image_uris(spark, source))
-            staged = _with_unread_files(spark, staged, expected, images_in)
-            write_parquet(staged.filter("error IS NULL").drop("error"), out.stage("features"))
+            staged = _with_unread_files(spark, featurized, expected, images_in)
             staged.filter("error IS NOT NULL").drop("features").write.parquet(out.stage("errors"))
             status, labels = {}, {}
             for row in staged.groupBy(F.col("error").isNull().alias("ok"), "label").count().collect():
@@ -208,12 +223,10 @@ def _run_stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: 
             for name in ("features", "errors"):
                 _prune(spark, out, name, stale, IDENTITY, remove, moves)
     with timer("pca"):
-        pca_summary, replace, append = _reduce(spark, out, featurizer, images_ok, incremental, pca_variance,
-                                               pca_k, pca_reuse, log, stale=stale if dropped else None,
+        new_features = featurized.filter("error IS NULL").drop("error") if images_ok else None
+        pca_summary, replace, append = _reduce(spark, out, featurizer, new_features, images_ok, incremental,
+                                               pca_variance, pca_k, pca_reuse, log, stale=stale if dropped else None,
                                                remove=remove, moves=moves)
-    if stale is not None:
-        stale.unpersist()
-        files.unpersist()
     append = (["features", "errors"] if images_in else []) + append
     summary = {
         **about,
@@ -301,14 +314,14 @@ def _prune(spark, out: RunOutput, name: str, stale: DataFrame, keys: list, remov
             moves.append(["_pruned/" + part, part])
 
 
-def _reduce(spark, out: RunOutput, featurizer: ImageFeaturizer, images_ok: int, incremental: bool,
+def _reduce(spark, out: RunOutput, featurizer: ImageFeaturizer, new_features, images_ok: int, incremental: bool,
             pca_variance: float, pca_k, pca_reuse: bool, log, stale=None, remove=(), moves=()) -> tuple:
     """Fit (or re-apply) the PCA; stage pca/, model/ and the plot.
 
-    ``stale``: identities of published rows this run drops (their PCA rows go too).
+    ``new_features``: this run's featurized rows (``None`` when there are none). ``stale``: identities of
+    published rows this run drops (their PCA rows go too).
     Returns the summary fields, the results to replace and the results to append.
     """
-    new_features = out.stage("features")
     if incremental and not images_ok and stale is None and out.fs.exists(out.path(SUMMARY)):
         log("[4/5] PCA: nothing new, the published PCA stands")
         previous = out.fs.read_json(out.path(SUMMARY))
@@ -327,22 +340,23 @@ def _reduce(spark, out: RunOutput, featurizer: ImageFeaturizer, images_ok: int, 
             previous = out.fs.read_json(out.path(SUMMARY)) if out.fs.exists(out.path(SUMMARY)) else {}
             return dict({key: previous.get(key) for key in ("k", "explained_variance_ratio", "cumulative")},
                         pca="reused"), [], []
-        _project(reducer, spark.read.parquet(new_features), out.stage("pca"))
+        _project(reducer, new_features, out.stage("pca"))
         previous = out.fs.read_json(out.path(SUMMARY)) if out.fs.exists(out.path(SUMMARY)) else {}
         fields = {key: previous.get(key) for key in ("k", "explained_variance_ratio", "cumulative")}
         fields["pca"] = "reused"
         return fields, [], ["pca"]
     vectors = None
-    for path in sources:
-        frame = spark.read.parquet(path).select(*IDENTITY, "label", "features")
-        if stale is not None and path == out.path("features"):
+    for source in sources:
+        frame = source if isinstance(source, DataFrame) else spark.read.parquet(source)
+        frame = frame.select(*IDENTITY, "label", "features")
+        if stale is not None and isinstance(source, str):  # the published features/
             frame = frame.join(stale.select(*IDENTITY), IDENTITY, "left_anti")
         vectors = frame if vectors is None else vectors.unionByName(frame)
     if vectors is None:
         log("[4/5] PCA: no featurized image, skipped")
         return {"k": None}, [], []
-    # Not cached: the fit and the projection each scan the float32 parquet once, so no executor (the
-    # driver's JVM itself in local mode) holds every feature in memory: memory stays flat in N.
+    # The fit and the projection each read the rows once: this run's from the persisted featurize output,
+    # earlier runs' (incremental) from their parquet.
     vectors = vectors.select("path", "label", "features")
     # a full run knows its rows; only a union with earlier runs needs a count (a Spark job)
     rows = images_ok if len(sources) == 1 and stale is None and not incremental else vectors.count()
@@ -373,7 +387,4 @@ def _reduce(spark, out: RunOutput, featurizer: ImageFeaturizer, images_ok: int, 
 
 
 def _project(model: PipelineModel, vectors: DataFrame, target: str) -> None:
-    if "array" in dict(vectors.dtypes).get("features", ""):
-        vectors = vectors.withColumn("features", array_to_vector("features"))
-    projected = model.transform(vectors).select("path", "label", vector_to_array(F.col("pca")).alias("pca"))
-    write_parquet(projected, target)
+    write_parquet(reduce.project(model, vectors, "features", "pca"), target)

@@ -99,6 +99,36 @@ def fit_pca(features: DataFrame, input_col: str = "features", output_col: str = 
     return PCAResult(PipelineModel([scaler, cut(chosen)]), chosen, ratios)
 
 
+def project(model: PipelineModel, frame: DataFrame, input_col: str = "features", output_col: str = "pca",
+            keep: tuple = ("path", "label")) -> DataFrame:
+    """``keep`` columns + ``output_col`` (array<double>): what ``model.transform`` gives, in numpy batches.
+
+    ``model`` is a :func:`fit_pca` model (centring, then PCA). Spark ML projects row by row (a matrix-vector
+    product per row in the JVM, with Vector conversions around it); numpy does a batch in one product: the
+    same float64 values up to rounding, ~1.5x faster on 20,000 rows and k = 232 (docs/performance.md).
+    """
+    scaler, pca = model.stages
+    if not scaler.getWithMean() or scaler.getWithStd():
+        raise ValueError("project takes a fit_pca model: centring only (withMean, not withStd), then PCA")
+    mean, components = scaler.mean.toArray(), pca.pc.toArray()
+    values = F.col(input_col) if _is_array(frame, input_col) else vector_to_array(input_col, "float64")
+    rows = frame.select(*keep, values.alias(input_col))
+    schema = ", ".join(f"`{name}` {dtype}" for name, dtype in rows.dtypes[:len(keep)])
+    return rows.mapInPandas(_projector(mean, components, input_col, output_col, list(keep)),
+                            f"{schema}, `{output_col}` array<double>")
+
+
+def _projector(mean: np.ndarray, components: np.ndarray, input_col: str, output_col: str, keep: list):
+    """mapInPandas body of :func:`project`: ``(x - mean) @ components`` per Arrow batch."""
+    def apply(batches):
+        for batch in batches:
+            x = np.stack(batch[input_col].to_numpy()) if len(batch) else np.zeros((0, len(mean)))
+            out = batch[keep].copy()
+            out[output_col] = list((x.astype(np.float64) - mean) @ components)
+            yield out
+    return apply
+
+
 def _check_rows(rows: int) -> None:
     if rows < 2:
         raise ValueError(f"PCA needs at least 2 featurized images, got {rows}")

@@ -9,7 +9,7 @@ from pyspark.ml.linalg import Vectors
 from pyspark.sql import functions as F
 from sklearn.decomposition import PCA as SkPCA
 
-from fruits_lib.reduce import choose_k, fit_pca
+from fruits_lib.reduce import choose_k, fit_pca, project
 
 
 def test_choose_k_is_the_smallest_k_reaching_the_threshold():
@@ -82,6 +82,30 @@ def test_fixed_k_and_saved_model(sample_features, tmp_path):
     assert np.allclose(np.array(a), np.array(b))
     with pytest.raises(ValueError, match="between 1 and"):
         fit_pca(frame, k=10_000)
+
+
+def test_project_gives_what_the_model_transform_gives(sample_features, spark):
+    """The chain projects with numpy batches (``reduce.project``); Spark ML's transform is the reference."""
+    from pyspark.ml import PipelineModel
+    from pyspark.ml.feature import StandardScaler
+    from pyspark.ml.functions import vector_to_array as to_array
+
+    matrix, frame = sample_features
+    frame = frame.withColumn("label", F.lit("x"))
+    result = fit_pca(frame, k=7)
+    expected = np.array([r["pca"] for r in result.model.transform(frame).select("path", to_array("pca").alias("pca"))
+                         .orderBy("path").collect()])
+    arrays = frame.withColumn("features", to_array("features", "float32"))
+    for source in (frame, arrays):  # Vector and array<float> columns, as fit_pca takes
+        projected = project(result.model, source).orderBy("path")
+        assert projected.columns == ["path", "label", "pca"] and dict(projected.dtypes)["pca"] == "array<double>"
+        found = np.array([r["pca"] for r in projected.collect()])
+        assert found.shape == (len(matrix), 7)
+        tolerance = 1e-9 if source is frame else 1e-4  # the array was cast to float32
+        np.testing.assert_allclose(found, expected, rtol=0, atol=tolerance * np.abs(expected).max())
+    scaled = StandardScaler(inputCol="features", outputCol="centred", withStd=True).fit(frame)
+    with pytest.raises(ValueError, match="centring only"):
+        project(PipelineModel([scaled, result.model.stages[1]]), frame)
 
 
 def test_models_built_from_arrays_on_the_jvm_transform_as_spark_would(spark):
