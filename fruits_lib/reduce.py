@@ -114,19 +114,42 @@ def project(model: PipelineModel, frame: DataFrame, input_col: str = "features",
     values = F.col(input_col) if _is_array(frame, input_col) else vector_to_array(input_col, "float64")
     rows = frame.select(*keep, values.alias(input_col))
     schema = ", ".join(f"`{name}` {dtype}" for name, dtype in rows.dtypes[:len(keep)])
-    return rows.mapInPandas(_projector(mean, components, input_col, output_col, list(keep)),
-                            f"{schema}, `{output_col}` array<double>")
+    return rows.mapInArrow(_projector(mean, components, input_col, output_col, list(keep)),
+                           f"{schema}, `{output_col}` array<double>")
 
 
 def _projector(mean: np.ndarray, components: np.ndarray, input_col: str, output_col: str, keep: list):
-    """mapInPandas body of :func:`project`: ``(x - mean) @ components`` per Arrow batch."""
+    """mapInArrow body of :func:`project`: ``(x - mean) @ components`` per batch (a null row stays null)."""
+    import pyarrow as pa
+
     def apply(batches):
         for batch in batches:
-            x = np.stack(batch[input_col].to_numpy()) if len(batch) else np.zeros((0, len(mean)))
-            out = batch[keep].copy()
-            out[output_col] = list((x.astype(np.float64) - mean) @ components)
-            yield out
+            valid, x = _matrix(batch.column(input_col))
+            x = x if len(x) else np.zeros((0, len(mean)))
+            if x.shape[1] != len(mean):
+                raise ValueError(f"rows of {x.shape[1]} values, the model takes {len(mean)}")
+            k = components.shape[1]
+            offsets = np.zeros(len(valid) + 1, dtype=np.int32)
+            offsets[1:] = np.cumsum(valid * k)
+            projected = pa.ListArray.from_arrays(pa.array(offsets), pa.array(((x - mean) @ components).ravel()),
+                                                 mask=pa.array(~valid))
+            yield pa.RecordBatch.from_arrays([batch.column(name) for name in keep] + [projected],
+                                             keep + [output_col])
     return apply
+
+
+def _matrix(column) -> tuple:
+    """An Arrow list column of equal-length rows as ``(non-null mask, float64 matrix of those rows)``."""
+    import pyarrow.compute as pc
+
+    valid = np.asarray(column.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    rows = column.filter(column.is_valid())
+    lengths = pc.list_value_length(rows).to_numpy(zero_copy_only=False)
+    if len(rows) and lengths.min() != lengths.max():
+        raise ValueError(f"rows of different lengths ({lengths.min()} to {lengths.max()})")
+    width = int(lengths[0]) if len(rows) else 0
+    flat = rows.flatten().to_numpy(zero_copy_only=False)
+    return valid, flat.astype(np.float64, copy=False).reshape(len(rows), width)
 
 
 def _check_rows(rows: int) -> None:
@@ -157,7 +180,7 @@ DRIVER_SUMMARIES = 4  # at most this many 13 MB summaries reach the driver
 
 
 def _partition_moments(batches):
-    """mapInPandas body: one row per task with its count, mean and centred scatter (float64).
+    """mapInArrow body: one row per task with its count, mean and centred scatter (float64); null rows skipped.
 
     Arrow batches (64 rows) are gathered into blocks of ``MOMENT_ROWS`` before the product, which
     makes the d x d scatter matrix be rewritten once per block rather than once per batch.
@@ -165,44 +188,45 @@ def _partition_moments(batches):
     total, block, held = (0, None, None), [], 0
 
     def add(total, block):
-        x = np.concatenate(block).astype(np.float64)
+        x = np.concatenate(block)
         mean = x.mean(axis=0)
         centred = x - mean
         return _merge(total, (len(x), mean, centred.T @ centred))
 
     for batch in batches:
-        rows = batch["x"].dropna()
-        if rows.empty:
+        _, rows = _matrix(batch.column("x"))
+        if not len(rows):
             continue
-        block.append(np.stack(rows.to_numpy()))
+        block.append(rows)
         held += len(rows)
         if held >= MOMENT_ROWS:
             total, block, held = add(total, block), [], 0
     if block:
         total = add(total, block)
     if total[0]:
-        yield _summary_frame(total)
+        yield _summary_batch(total)
 
 
 def _merge_moments(batches):
-    """mapInPandas body of one tree level: the summaries a task received, merged into one row."""
+    """mapInArrow body of one tree level: the summaries a task received, merged into one row."""
     total = (0, None, None)
     for batch in batches:
-        total = _merge_rows(total, batch)
+        total = _merge_rows(total, batch.to_pylist())
     if total[0]:
-        yield _summary_frame(total)
+        yield _summary_batch(total)
 
 
-def _summary_frame(total: tuple):
-    """A ``(count, mean, scatter)`` summary as the one-row frame of ``MOMENTS_SCHEMA``."""
-    import pandas as pd
+def _summary_batch(total: tuple):
+    """A ``(count, mean, scatter)`` summary as the one-row Arrow batch of ``MOMENTS_SCHEMA``."""
+    import pyarrow as pa
 
-    return pd.DataFrame({"n": [total[0]], "mean": [total[1].tobytes()], "m2": [total[2].tobytes()]})
+    return pa.RecordBatch.from_pydict({"n": pa.array([total[0]], pa.int64()), "mean": [total[1].tobytes()],
+                                       "m2": [total[2].tobytes()]})
 
 
-def _merge_rows(total: tuple, frame) -> tuple:
-    """``total`` merged with every summary row of a ``MOMENTS_SCHEMA`` pandas frame."""
-    for row in frame.to_dict("records"):
+def _merge_rows(total: tuple, rows: list) -> tuple:
+    """``total`` merged with every summary row (dicts of ``MOMENTS_SCHEMA``'s fields)."""
+    for row in rows:
         total = _merge(total, _summary(row))
     return total
 
@@ -241,10 +265,10 @@ def _mean_covariance(features: DataFrame, column: str, tasks: int | None = None)
     tasks = min(partitions, tasks or 2 * features.sparkSession.sparkContext.defaultParallelism)
     if tasks < partitions:
         arrays = arrays.coalesce(tasks)
-    summaries = arrays.mapInPandas(_partition_moments, MOMENTS_SCHEMA)
+    summaries = arrays.mapInArrow(_partition_moments, MOMENTS_SCHEMA)
     for level in merge_plan(tasks):
-        summaries = summaries.repartition(level).mapInPandas(_merge_moments, MOMENTS_SCHEMA)
-    rows, mean, m2 = _merge_rows((0, None, None), summaries.toPandas())
+        summaries = summaries.repartition(level).mapInArrow(_merge_moments, MOMENTS_SCHEMA)
+    rows, mean, m2 = _merge_rows((0, None, None), summaries.toPandas().to_dict("records"))
     if not rows:
         return 0, np.zeros(0), np.zeros((0, 0))
     return rows, mean, m2 / max(rows - 1, 1)

@@ -108,6 +108,18 @@ def test_project_gives_what_the_model_transform_gives(sample_features, spark):
         project(PipelineModel([scaled, result.model.stages[1]]), frame)
 
 
+def test_project_keeps_a_null_row_null_and_refuses_rows_of_another_length(spark):
+    frame = spark.createDataFrame([("a", "x", [2.0, 3.0]), ("b", "x", None), ("c", "y", [4.0, 1.0])],
+                                  "path string, label string, features array<float>")
+    model = fit_pca(frame, k=1).model
+    found = {r["path"]: r["pca"] for r in project(model, frame).collect()}
+    assert found["b"] is None and np.allclose([found["a"][0], found["c"][0]], [-np.sqrt(2), np.sqrt(2)])
+    ragged = spark.createDataFrame([("a", "x", [2.0, 3.0]), ("c", "y", [4.0])], "path string, label string, "
+                                   "features array<float>")
+    with pytest.raises(Exception, match="rows of 1 values, the model takes 2"):
+        project(model, ragged).collect()
+
+
 def test_models_built_from_arrays_on_the_jvm_transform_as_spark_would(spark):
     """Guards ``reduce._new_java_model`` (Spark internal, see its docstring): breaks on an incompatible upgrade."""
     from fruits_lib.reduce import _pca_model, _scaler_model, truncate
@@ -170,7 +182,7 @@ def test_old_collect_breaks_the_driver_limit(spark, many_partitions):
 
     _, frame = many_partitions
     with max_result_size(spark, "64m"), pytest.raises(Exception, match="maxResultSize"):
-        frame.select(F.col("features").alias("x")).coalesce(8).mapInPandas(
+        frame.select(F.col("features").alias("x")).coalesce(8).mapInArrow(
             _partition_moments, "n long, mean binary, m2 binary").collect()
 
 
