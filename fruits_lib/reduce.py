@@ -253,16 +253,16 @@ def merge_plan(summaries: int) -> list:
 def _mean_covariance(features: DataFrame, column: str, tasks: int | None = None) -> tuple:
     """``(rows, mean, covariance)`` of a Vector or array column, in one distributed pass.
 
-    ``tasks`` tasks (default: at most 2 per core, never more than the partitions; coalesced,
-    no shuffle) each sum their rows into one d x d summary; levels of merge tasks (a shuffle of
-    the summaries each, see :func:`merge_plan`) leave at most 4 for the driver, whatever the number
-    of partitions. Collecting one per partition instead passes Spark's ``spark.driver.maxResultSize``
+    ``tasks`` tasks (default: one per core, never more than the partitions; coalesced, no shuffle; two per
+    core took 1.3-1.9x as long, docs/performance.md) each sum their rows into one d x d summary; levels of
+    merge tasks (a shuffle of the summaries each, see :func:`merge_plan`) leave at most 4 for the driver,
+    whatever the number of partitions. Collecting one per partition instead passes Spark's ``spark.driver.maxResultSize``
     (1 GiB by default) at ~80 partitions. Summaries travel as Arrow batches, never pickled.
     """
     values = F.col(column) if _is_array(features, column) else vector_to_array(column, "float64")
     arrays = features.select(values.alias("x"))
     partitions = arrays.rdd.getNumPartitions()
-    tasks = min(partitions, tasks or 2 * features.sparkSession.sparkContext.defaultParallelism)
+    tasks = min(partitions, tasks or features.sparkSession.sparkContext.defaultParallelism)
     if tasks < partitions:
         arrays = arrays.coalesce(tasks)
     summaries = arrays.mapInArrow(_partition_moments, MOMENTS_SCHEMA)
