@@ -185,7 +185,7 @@ def _stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: bool
                if incremental else ""))
 
     images_in = found - skipped
-    featurized = None
+    ok_rows = None
     if images_in:
         with timer("featurize"):
             frame = load.read_images(spark, paths=todo) if incremental else load.read_images(spark, source)
@@ -197,7 +197,8 @@ def _stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: bool
                 # second time (docs/performance.md, issue 22). Spilled to disk beyond the storage memory.
                 featurized = featurized_to_columns(featurizer, frame).persist(StorageLevel.MEMORY_AND_DISK)
                 held.append(featurized)
-                write_parquet(featurized.filter("error IS NULL").drop("error"), out.stage("features"))
+                ok_rows = featurized.filter("error IS NULL").drop("error")
+                write_parquet(ok_rows, out.stage("features"))
         with timer("write"):
             expected = (lambda: todo) if incremental else (lambda: load.image_uris(spark, source))
             staged = _with_unread_files(spark, featurized, expected, images_in)
@@ -223,8 +224,8 @@ def _stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: bool
             for name in ("features", "errors"):
                 _prune(spark, out, name, stale, IDENTITY, remove, moves)
     with timer("pca"):
-        new_features = featurized.filter("error IS NULL").drop("error") if images_ok else None
-        pca_summary, replace, append = _reduce(spark, out, featurizer, new_features, images_ok, incremental,
+        pca_summary, replace, append = _reduce(spark, out, featurizer, ok_rows if images_ok else None, images_ok,
+                                               incremental,
                                                pca_variance, pca_k, pca_reuse, log, stale=stale if dropped else None,
                                                remove=remove, moves=moves)
     append = (["features", "errors"] if images_in else []) + append
