@@ -116,21 +116,23 @@ def identify(spark, model: PipelineModel, targets: list, top: int = 3, rule: Abs
         *(column.alias(name) for name, column in null_gate_columns().items()))
     seen = set()
     rows = ok.unionByName(failed).orderBy("path")
-    with spark_images(spark, "identify", len(listed)) if len(listed) >= PROGRESS_FROM else nullcontext():
-        rows = rows.toLocalIterator()  # sorted: the first row comes once every image is featurized
-        first = next(rows, None)
-    for row in itertools.chain([first] if first is not None else [], rows):
-        seen.add(load.canonical(row["path"]))
-        if row["error"] is not None:
-            yield Identification(load.local_path(row["path"]), error=row["error"])
-            continue
-        probabilities = rule.naming([row["probability"]], [row["studio_likeness"]],
-                                    [row[STUDIO_PROBABILITY]] if row[STUDIO_PROBABILITY] is not None else None)[0]
-        order = np.argsort(-probabilities, kind="stable")[:top]
-        refused = rule.refusals([probabilities.max()], [row["studio_likeness"]], [row["nearest_studio"]])[0]
-        yield Identification(load.local_path(row["path"]), top=[(labels[i], float(probabilities[i])) for i in order],
-                             refused=refused)
-    featurized.unpersist()
+    try:  # released after the last row, or when the reader stops early or a job fails (a notebook would keep them)
+        with spark_images(spark, "identify", len(listed)) if len(listed) >= PROGRESS_FROM else nullcontext():
+            rows = rows.toLocalIterator()  # sorted: the first row comes once every image is featurized
+            first = next(rows, None)
+        for row in itertools.chain([first] if first is not None else [], rows):
+            seen.add(load.canonical(row["path"]))
+            if row["error"] is not None:
+                yield Identification(load.local_path(row["path"]), error=row["error"])
+                continue
+            probabilities = rule.naming([row["probability"]], [row["studio_likeness"]],
+                                        [row[STUDIO_PROBABILITY]] if row[STUDIO_PROBABILITY] is not None else None)[0]
+            order = np.argsort(-probabilities, kind="stable")[:top]
+            refused = rule.refusals([probabilities.max()], [row["studio_likeness"]], [row["nearest_studio"]])[0]
+            yield Identification(load.local_path(row["path"]),
+                                 top=[(labels[i], float(probabilities[i])) for i in order], refused=refused)
+    finally:
+        featurized.unpersist()
     for uri in listed:  # Spark's file sources skip zero-byte files: they still get an answer
         if load.canonical(uri) not in seen:
             yield Identification(load.local_path(load.canonical(uri)), error="empty file (0 bytes)")

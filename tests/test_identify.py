@@ -5,7 +5,7 @@ import shutil
 
 import pandas as pd
 import pytest
-from helpers import SAMPLE
+from helpers import SAMPLE, persisted_rdds
 from test_cli import cli
 
 from fruits_lib import cli as fruits_cli
@@ -73,6 +73,16 @@ def test_identify_exit_codes(spark, trained, classifier_run, tmp_path, capsys):
     assert _main("identify", "--model", str(altered), str(SAMPLE / "apple")) == 2
     err = capsys.readouterr().err
     assert "refusing model" in err and "altered file" in err and len(err.strip().splitlines()) == 1
+
+
+def test_identify_releases_its_rows_when_the_reader_stops_early(spark, trained, classifier_run):
+    from fruits_lib.identify import identify, load_model
+
+    before = persisted_rdds(spark)
+    answers = identify(spark, load_model(spark, str(classifier_run / "model")), [str(SAMPLE / "apple")])
+    assert next(answers).error is None and persisted_rdds(spark) != before  # held while answers stream
+    answers.close()  # the reader stops after one answer
+    assert persisted_rdds(spark) == before, "identify left its rows persisted"
 
 
 @pytest.mark.parametrize("command", ["run", "train", "identify", "export"])

@@ -5,7 +5,7 @@ import shutil
 
 import pandas as pd
 import pytest
-from helpers import SAMPLE
+from helpers import SAMPLE, persisted_rdds
 from helpers.images import picture
 
 from fruits_lib.pipeline import run
@@ -70,20 +70,15 @@ def test_changed_repaired_and_deleted_files_leave_one_row_each(spark, source, tm
     assert len(features) == 6
 
 
-def persisted(spark) -> set:
-    """Ids of the session's persisted RDDs (no public PySpark call lists them; other tests may hold some)."""
-    return set(spark.sparkContext._jsc.getPersistentRDDs().keySet())
-
-
 def test_a_run_releases_the_rows_it_persisted_whether_it_ends_or_fails(spark, source, tmp_path, monkeypatch):
     """The featurize output is persisted for the errors, counts and PCA (each image featurized once, as the
     progress bar's count shows): held for the run only."""
     from fruits_lib import pipeline
     from fruits_lib.support.progress import image_counter
 
-    before, featurized = persisted(spark), image_counter(spark).value
+    before, featurized = persisted_rdds(spark), image_counter(spark).value
     summary = incremental(spark, source, tmp_path / "out", mode="full")
-    assert (summary["images_ok"], summary["images_failed"]) == (6, 1) and persisted(spark) == before
+    assert (summary["images_ok"], summary["images_failed"]) == (6, 1) and persisted_rdds(spark) == before
     assert image_counter(spark).value - featurized == 7, "an image was featurized more than once"
     assert len(pd.read_parquet(tmp_path / "out" / "pca")) == 6 and len(pd.read_parquet(tmp_path / "out" / "errors")) == 1
 
@@ -93,7 +88,7 @@ def test_a_run_releases_the_rows_it_persisted_whether_it_ends_or_fails(spark, so
     monkeypatch.setattr(pipeline.reduce, "fit_pca", failing_fit)
     with pytest.raises(RuntimeError, match="fit failed"):
         incremental(spark, source, tmp_path / "failed", mode="full")
-    assert persisted(spark) == before, "a failed run left its rows persisted"
+    assert persisted_rdds(spark) == before, "a failed run left its rows persisted"
     assert not (tmp_path / "failed" / "summary.json").exists()
 
 

@@ -37,3 +37,8 @@ def cli(*args, env=None, timeout=600) -> subprocess.CompletedProcess:
     environment = dict(os.environ, **(env or {}))
     return subprocess.run([sys.executable, "-m", "fruits_lib", *args], capture_output=True, text=True,
                           cwd=ROOT, env=environment, timeout=timeout)
+
+
+def persisted_rdds(spark) -> set:
+    """Ids of the session's persisted RDDs (no public PySpark call lists them; other tests may hold some)."""
+    return set(spark.sparkContext._jsc.getPersistentRDDs().keySet())
