@@ -249,12 +249,14 @@ def _print_summary(summary: dict) -> None:
     if summary.get("k"):
         lines.append(f"  PCA         k = {summary['k']} components, "
                      f"{summary['cumulative'][-1]:.1%} of the variance")
+    elif summary.get("pca_skipped_because"):
+        lines.append(f"  PCA         skipped: {summary['pca_skipped_because']}")
     if summary.get("images_per_second"):
         lines.append(f"  speed       {summary['images_per_second']} images/s featurized "
                      f"at {summary['image_size']} px on {summary['cluster']['master']}")
     lines.append("  seconds     " + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items() if k != "total"))
-    lines.append(f"  results     {summary['output']}  (summary.json, features/, pca/, errors/, model/, "
-                 "explained_variance.png)")
+    published = [name + ("" if "." in name else "/") for name in summary["outputs"]]
+    lines.append(f"  results     {summary['output']}  ({', '.join(published)})")
     if summary["images_failed"]:
         lines.append(f"  WARNING     {summary['images_failed']} files could not be read: see {summary['outputs']['errors']}")
     print("\n".join(lines))

@@ -249,8 +249,8 @@ def _stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: bool
         summary["seconds"]["total"] = round(sum(timer.seconds.values()), 3)
         featurize_s = timer.seconds.get("featurize", 0.0)
         summary["images_per_second"] = round(images_in / featurize_s, 2) if featurize_s else None
-        summary["outputs"] = {name: out.path(name) for name in
-                              ("features", "errors", "pca", "model", "explained_variance.png", SUMMARY)}
+        published = ("features", "errors") + (("pca", "model", "explained_variance.png") if summary["k"] else ())
+        summary["outputs"] = {name: out.path(name) for name in published + (SUMMARY,)}
         out.publish(replace=replace, append=append, summary=summary, clear=not incremental, remove=remove,
                     moves=moves)
     return summary
@@ -354,18 +354,19 @@ def _reduce(spark, out: RunOutput, featurizer: ImageFeaturizer, new_features, im
             frame = frame.join(stale.select(*IDENTITY), IDENTITY, "left_anti")
         vectors = frame if vectors is None else vectors.unionByName(frame)
     if vectors is None:
-        log("[4/5] PCA: no featurized image, skipped")
-        return {"k": None}, [], []
+        return _skipped("no featurized image", log)
     # The fit and the projection each read the rows once: this run's from the persisted featurize output,
     # earlier runs' (incremental) from their parquet.
     vectors = vectors.select("path", "label", "features")
     # a full run knows its rows; only a union with earlier runs needs a count (a Spark job)
     rows = images_ok if len(sources) == 1 and stale is None and not incremental else vectors.count()
     if rows < 2:
-        log("[4/5] PCA: fewer than 2 featurized images, skipped")
-        return {"k": None}, [], []
+        return _skipped("fewer than 2 featurized images", log)
     log(f"[4/5] PCA on {rows} images (" + (f"k = {pca_k})" if pca_k else f"smallest k reaching {pca_variance:.0%})"))
-    result = reduce.fit_pca(vectors, "features", "pca", k=pca_k, variance=pca_variance)
+    try:
+        result = reduce.fit_pca(vectors, "features", "pca", k=pca_k, variance=pca_variance)
+    except reduce.NoVarianceError:  # e.g. copies of one photo: their features stand, there is nothing to reduce
+        return _skipped(f"the {rows} featurized images have the same features (no variance)", log)
     # Saving a Spark ML model is a series of small jobs: run them beside the projection's job so
     # both cores stay busy (Spark schedules jobs from several threads side by side).
     with ThreadPoolExecutor(max_workers=1) as background:
@@ -385,6 +386,12 @@ def _reduce(spark, out: RunOutput, featurizer: ImageFeaturizer, new_features, im
         "cumulative": [round(float(v), 8) for v in result.cumulative[:result.k]],
     }
     return fields, ["pca", "model", "explained_variance.png"], []
+
+
+def _skipped(reason: str, log) -> tuple:
+    """``_reduce``'s answer when there is no PCA to fit: the summary says why; nothing to publish."""
+    log(f"[4/5] PCA: {reason}, skipped")
+    return {"k": None, "pca": "skipped", "pca_skipped_because": reason}, [], []
 
 
 def _project(model: PipelineModel, vectors: DataFrame, target: str) -> None:

@@ -43,6 +43,10 @@ class PCAResult:
         return np.cumsum(self.explained_variance_ratio)
 
 
+class NoVarianceError(ValueError):
+    """Every row holds the same vector: no component explains anything, there is no PCA to fit."""
+
+
 def choose_k(ratios, variance: float) -> int:
     """Smallest k whose first k components explain at least ``variance`` of the total."""
     if not 0.0 < variance <= 1.0:
@@ -84,13 +88,15 @@ def fit_pca(features: DataFrame, input_col: str = "features", output_col: str = 
         _check_rows(rows)
         full = PCA(k=dimension, inputCol=centred, outputCol=output_col).fit(scaler.transform(features))
         ratios = full.explainedVariance.toArray()
+        _check_variance(rows, float(ratios.sum()) if np.isfinite(ratios).all() else 0.0)  # NaN: no variance
         cut = lambda k: truncate(full, k)  # noqa: E731
     else:
         rows, mean, covariance = _mean_covariance(features, input_col)
         dimension = len(mean)
         _check_rows(rows)
         values, vectors = _eigh(covariance)
-        ratios = values / values.sum() if values.sum() > 0 else np.full(dimension, 1.0 / dimension)
+        _check_variance(rows, values.sum())
+        ratios = values / values.sum()
         scaler = _scaler_model(mean, np.sqrt(np.clip(np.diag(covariance), 0.0, None)), input_col, centred)
         cut = lambda k: _pca_model(vectors[:, :k], ratios[:k], centred, output_col)  # noqa: E731
     chosen = choose_k(ratios, variance) if k is None else int(k)
@@ -156,6 +162,11 @@ def _matrix(column) -> tuple:
 def _check_rows(rows: int) -> None:
     if rows < 2:
         raise ValueError(f"PCA needs at least 2 featurized images, got {rows}")
+
+
+def _check_variance(rows: int, total: float) -> None:
+    if not total > 0:
+        raise NoVarianceError(f"the {rows} rows are all the same vector (no variance): PCA has nothing to explain")
 
 
 def _is_array(frame: DataFrame, column: str) -> bool:

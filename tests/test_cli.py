@@ -30,6 +30,31 @@ def test_run_writes_every_output(sample_run):
     assert (output / "explained_variance.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (output / "_runs").exists()  # staging area cleaned once published
     assert "[3/5] featurizing 160 images" in result.stdout and "Fruits! run" in result.stdout
+    assert f"results     {output}  (features/, errors/, pca/, model/, explained_variance.png, summary.json)" \
+        in result.stdout
+
+
+def test_copies_of_one_photo_are_published_without_a_pca(fruits, tmp_path):
+    """One feature vector, no variance: the features stand, the PCA is skipped and the run says why, listing only
+    what it published (it stopped with exit 2 and an error about a --pca-k nobody gave)."""
+    photo = next((SAMPLE / "apple").iterdir())
+    for label in ("apple", "pear"):
+        (tmp_path / "copies" / label).mkdir(parents=True)
+        (tmp_path / "copies" / label / photo.name).write_bytes(photo.read_bytes())
+    output = tmp_path / "out"
+    result = fruits("run", "--input", tmp_path / "copies", "--output", output, "--weights", "offline",
+                    "--image-size", "64")
+    assert result.returncode == 0, result.stderr[-2000:]
+    reason = "the 2 featurized images have the same features (no variance)"
+    assert f"[4/5] PCA: {reason}, skipped" in result.stdout and f"PCA         skipped: {reason}" in result.stdout
+    assert f"results     {output}  (features/, errors/, summary.json)" in result.stdout
+    summary = json.loads((output / "summary.json").read_text())
+    assert (summary["images_ok"], summary["k"], summary["pca"], summary["pca_skipped_because"]) == (2, None, "skipped", reason)
+    published = sorted(p.name for p in output.iterdir() if not p.name.startswith("."))  # not Hadoop's .crc files
+    assert sorted(summary["outputs"]) == published == ["errors", "features", "summary.json"]
+    assert len(pd.read_parquet(output / "features")) == 2
+    trained = fruits("train", "--features", output, "--model", tmp_path / "model")  # no model to build on
+    assert trained.returncode == 2 and f"has no PCA nor model to train on: {reason}" in trained.stderr
 
 
 def test_outputs_have_the_right_shapes_and_consistent_counts(sample_run):
