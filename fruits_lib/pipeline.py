@@ -171,6 +171,8 @@ def _stages(spark, out: RunOutput, source: str, timer: _Timer, incremental: bool
             found, others = load.count_files(spark, source)
         if not found:
             raise InputError(f"no .jpg/.jpeg/.png image under {source} ({others} other files)")
+        if pca_k and pca_k > found and not incremental:  # known now: before the featurizing, not after it
+            raise InputError(f"--pca-k {pca_k} needs at least {pca_k} images; {source} has {found}")
         todo, skipped, stale, dropped = None, 0, None, 0
         if incremental:
             current, existing = files.filter("is_image").select(*IDENTITY), _already_processed(spark, out)

@@ -10,7 +10,7 @@ import os
 
 from fruits_lib.load import normalize_path
 from fruits_lib.support.errors import FruitsError, InputError, OutputError
-from fruits_lib.support.weights import check_source
+from fruits_lib.support.weights import FEATURE_DIM, check_source
 
 
 def check_run(input_path: str, output_path: str, *, weights: str = "imagenet", mode: str = "full",
@@ -23,8 +23,8 @@ def check_run(input_path: str, output_path: str, *, weights: str = "imagenet", m
     check_source(weights)
     if mode not in ("full", "incremental"):
         raise FruitsError(f"--mode must be full or incremental, not {mode!r}")
-    if pca_k is not None and pca_k < 1:
-        raise FruitsError(f"--pca-k must be a positive number of components, not {pca_k}")
+    if pca_k is not None and not 1 <= pca_k <= FEATURE_DIM:
+        raise FruitsError(f"--pca-k must be between 1 and {FEATURE_DIM} (the features per image), not {pca_k}")
     if not 0.0 < pca_variance <= 1.0:
         raise FruitsError(f"--pca-variance must be in (0, 1], not {pca_variance}")
     if batch_size < 1:
