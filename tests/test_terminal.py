@@ -199,3 +199,21 @@ def test_the_driver_jvm_still_logs_real_warnings(spark):
     assert level("org.apache.hadoop.fs.FileSystem") == "WARN"
     assert level("org.apache.hadoop.util.NativeCodeLoader") == "ERROR"
     assert level("dev.ludovic.netlib.blas.InstanceBuilder") == "ERROR"
+
+
+@pytest.mark.parametrize("logger, message, shown", [
+    ("org.apache.spark.storage.BlockManager", "Block rdd_333_0 already exists on this machine; not re-adding it", False),
+    ("org.apache.spark.storage.BlockManager", "Failed to fetch block rdd_3_1, and will not retry", True),
+    ("org.apache.spark.scheduler.DAGScheduler", "Broadcasting large task binary with size 1234.5 KiB", False),
+    ("org.apache.spark.scheduler.DAGScheduler", "Stage 3 failed", True),
+])
+def test_named_spark_notes_are_filtered_and_other_warnings_of_their_loggers_kept(spark, logger, message, shown):
+    """The shipped log4j2 file's filters, asked through log4j2's public API in the session's JVM."""
+    jvm = spark.sparkContext._jvm
+    config = jvm.org.apache.logging.log4j.LogManager.getContext(False).getConfiguration().getLoggerConfig(logger)
+    assert config.getName() == logger, "the logger has no configuration of its own: its filter is gone"
+    event = (jvm.org.apache.logging.log4j.core.impl.Log4jLogEvent.newBuilder().setLoggerName(logger)
+             .setLevel(jvm.org.apache.logging.log4j.Level.WARN)
+             .setMessage(jvm.org.apache.logging.log4j.message.SimpleMessage(message)).build())
+    assert config.isFiltered(event) is not shown
+    assert config.getLevel().toString() == "WARN"  # the logger's other warnings still reach the user
