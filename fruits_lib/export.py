@@ -27,6 +27,7 @@ from pyspark.ml.feature import IndexToString, PCAModel, StandardScalerModel
 
 from fruits_lib.featurize import ImageFeaturizer
 from fruits_lib.support import logs
+from fruits_lib.support.checks import check_writable
 from fruits_lib.support.errors import InputError, OutputError
 from fruits_lib.support.store import write_atomically
 from fruits_lib.support.tflite import configure_tensorflow, interpreter_class, tflite_predict
@@ -123,8 +124,7 @@ def export(model: PipelineModel, out: str, overwrite: bool = False, rule: Abstai
     metadata_path = os.path.splitext(out)[0] + METADATA_SUFFIX
     if not overwrite and any(os.path.exists(p) for p in (out, labels_path, metadata_path)):
         raise OutputError(f"{out}, {labels_path} or {metadata_path} already exists; pass --overwrite to replace them")
-    if not os.path.isdir(os.path.dirname(out)) or not os.access(os.path.dirname(out), os.W_OK):
-        raise OutputError(f"cannot write to {os.path.dirname(out)}: not a writable folder")
+    check_writable(os.path.dirname(out))  # a missing folder is made, as `fruits run --output` does
     tf = configure_tensorflow(0)
     folded = keras_model(model, rule.gate)
     with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), logs.native_noise_silenced():

@@ -144,9 +144,9 @@ def exported(app, fruits, tmp_path_factory):
     folder = tmp_path_factory.mktemp("export")
     similarity = json.loads((root / "model" / "metrics.json").read_text())["abstain"]["studio_gate"]["similarity_threshold"]
     model = _with_threshold(root / "model", folder / "model", 0.42, similarity=similarity)
-    result = fruits("export", "--model", model, "--out", folder / "fruits.tflite")
+    result = fruits("export", "--model", model, "--out", folder / "app" / "fruits.tflite")  # a folder to make
     assert result.returncode == 0, result.stderr[-2000:]
-    return folder, result, model
+    return folder / "app", result, model
 
 
 @pytest.mark.slow  # the recipe on data_sample, then a TFLite conversion

@@ -34,4 +34,6 @@ def test_export_refuses_to_overwrite_or_write_remote(trained, tmp_path):
         export(trained.model, str(tmp_path / "fruits.tflite"))
     with pytest.raises(OutputError, match="local file"):
         export(trained.model, "s3://bucket/fruits.tflite")
+    with pytest.raises(OutputError, match=r"fruits.tflite is not a writable folder"):  # a file where a folder goes
+        export(trained.model, str(tmp_path / "fruits.tflite" / "app" / "fruits.tflite"))
     assert (tmp_path / "fruits.tflite").read_bytes() == b"previous"

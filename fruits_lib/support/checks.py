@@ -38,9 +38,14 @@ def check_run(input_path: str, output_path: str, *, weights: str = "imagenet", m
     if "://" not in source and not os.path.isdir(source):
         raise InputError(f"input folder not found: {source}")
     if "://" not in target:
-        existing = target
-        while not os.path.exists(existing):
-            existing = os.path.dirname(existing)
-        if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
-            raise OutputError(f"cannot write to {target}: {existing} is not a writable folder")
+        check_writable(target)
     return source, target
+
+
+def check_writable(target: str) -> None:
+    """Refuse a local ``target`` whose nearest existing folder cannot be written (missing folders are made later)."""
+    existing = target
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing) or not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write to {target}: {existing} is not a writable folder")
