@@ -116,16 +116,9 @@ def prune(keep: int = KEPT) -> list:
 
     The JVM maps an archive read-only, so one still in use keeps working (Linux frees it at exit).
     """
-    def newest_first(path: Path) -> int:
-        try:
-            return -path.stat().st_mtime_ns
-        except FileNotFoundError:  # pruned meanwhile by another process
-            return 0
+    from fruits_lib.support.store import prune_cache
 
-    deleted = sorted((_cache_dir() / "jvm").glob("spark-*.jsa"), key=newest_first)[keep:]
-    for path in deleted:
-        path.unlink(missing_ok=True)
-    return deleted
+    return prune_cache("jvm/spark-*.jsa", keep)
 
 
 def main(argv=None) -> int:

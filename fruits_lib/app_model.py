@@ -1,13 +1,13 @@
 """The app's model: studio photos -> scenes (augment) -> fine-tuned features -> PCA -> classifier that may say "unknown".
 
-The recipe behind ``fruits app-model`` (``make app-model``). Photos are split by fruit before
-anything is learnt (:mod:`fruits_lib.split`); each photo then gives its studio row plus ``scenes``
-composites (:mod:`fruits_lib.augment`), featurized on Spark like any run and cached under ``work`` (keyed
-by what made them, so a second model, e.g. with classes left out, reuses them). MobileNetV2's last blocks
-are first retrained on the training part (:mod:`fruits_lib.finetune`), then everything is featurized with
-the new weights. The classifier is fitted on the training part, its abstention threshold chosen on the
-calibration part (where models fitted without some labels also show how sure the recipe is of fruits it
-never learnt), and every reported figure comes from the test part, touched once.
+The recipe behind ``fruits app-model`` (``make app-model``). Photos are split by fruit before anything is
+learnt (:mod:`fruits_lib.split`); each photo then gives its studio row plus ``scenes`` composites
+(:mod:`fruits_lib.augment`), featurized on Spark like any run and cached under ``work`` (keyed by what made
+them, so a second model, e.g. with classes left out, reuses them). MobileNetV2's last blocks are first
+retrained on the training part (:mod:`fruits_lib.finetune`), then everything is featurized with the new
+weights. The classifier is fitted on the training part, its abstention threshold chosen on the calibration
+part (where models fitted without some labels also show how sure the recipe is of fruits it never learnt), and
+every reported figure comes from the test part, touched once.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from fruits_lib.featurize import ImageFeaturizer
 from fruits_lib.split import FRAMES_PER_BLOCK, OPEN_SET_FOLDS, assign_splits, class_folds, fruit_group
 from fruits_lib.support.errors import InputError, OutputError
 from fruits_lib.support.progress import image_counter, spark_images
-from fruits_lib.support.store import cache_dir, write_atomically
+from fruits_lib.support.store import cache_dir, prune_cache, write_atomically
 from fruits_lib.support.weights import save_npz
 from fruits_lib.train import PREDICTED, TrainResult, _publish, classification_metrics
 from fruits_lib.unknown import (
@@ -177,8 +177,7 @@ def _features(spark, input_path: str, work: str, featurizer: ImageFeaturizer, sc
     featurized = featurizer.transform_to_arrays(scenes_frame).select("path", "label", augment.VIEW_COL,
                                                                      "features", "error")
     staging = f"{target}._partial"
-    if fs.exists(staging):
-        fs.delete(staging)
+    fs.delete(staging)  # a killed build's partial rows, if any (Hadoop's delete of a missing path is a no-op)
     with spark_images(spark, "augment + featurize", count * (1 + scenes)):
         write_parquet(featurized, staging)
     fs.write_bytes(join(staging, "_key.json"), json.dumps({"key": key, "scenes": scenes}, indent=1).encode())
@@ -221,6 +220,7 @@ def _fine_tuned(spark, input_path: str, work: str, featurizer: ImageFeaturizer, 
     about = path.with_suffix(".json")  # what was done, written after the weights: both there, both complete
     if path.exists() and about.exists():
         log(f"[0/4] fine-tuning: reusing {path}")
+        path.touch()  # recently used: kept by prune_cache
         return tuned, json.loads(about.read_text())
 
     def training(paths, labels):
@@ -241,6 +241,7 @@ def _fine_tuned(spark, input_path: str, work: str, featurizer: ImageFeaturizer, 
     done = {"epochs": epochs, "from": featurizer.getWeights(), "layers": list(finetune.TUNED),
             "images": len(features), "labels": len(names), "cache": str(path)}
     write_atomically(str(about), json.dumps(done, indent=1).encode())
+    prune_cache("finetuned-*.npz", keep=4)  # 9 MB each, one per input folder, split and code: the 4 last used
     log(f"[0/4] fine-tuning: weights saved to {path}")
     return tuned, done
 

@@ -12,6 +12,7 @@ from helpers import SAMPLE
 
 from fruits_lib import app_model, unknown
 from fruits_lib.support.errors import InputError, OutputError
+from fruits_lib.support.store import cache_dir
 from fruits_lib.support.weights import resolve_weights
 
 pytest_plugins = ["helpers.app"]  # the fixture ``app``: the recipe on data_sample/, shared with test_notebooks
@@ -53,6 +54,8 @@ def test_recipe_saves_a_model_with_its_threshold_and_every_figure(app):
     assert tuned["epochs"] == 3 and tuned["images"] == 8 * 14 * 2 and tuned["from"] == "offline"
     # progress: each pass logged (test_finetune), or the weights reused from this machine's cache (a second run)
     assert any("fine-tuning epoch 3/3" in line or "fine-tuning: reusing" in line for line in lines), lines
+    if any("fine-tuning: weights saved" in line for line in lines):  # a new one: the cache keeps the 4 last used
+        assert len(list(cache_dir().glob("finetuned-*.npz"))) <= 4
     assert metrics["weights"]["sha256"] != resolve_weights("offline").sha256, "the model bundles the tuned weights"
     predictions = (root / "model" / "test_predictions.csv").read_text().splitlines()
     assert predictions[0].split(",")[:4] == ["path", "label", "split", "view"]

@@ -1,4 +1,5 @@
-"""fruits_lib.support.store: the lock, the staged, summary-last publication, resuming an interrupted run."""
+"""fruits_lib.support.store: the lock, the staged, summary-last publication, resuming an interrupted run;
+the cache's pruning."""
 
 import json
 import os
@@ -6,7 +7,7 @@ import os
 import pytest
 
 from fruits_lib.support.errors import OutputError
-from fruits_lib.support.store import RunOutput
+from fruits_lib.support.store import RunOutput, prune_cache
 
 
 def test_publish_moves_results_and_writes_summary_last(spark, tmp_path):
@@ -116,3 +117,21 @@ def test_a_locked_output_is_refused_until_released_or_stale(spark, tmp_path):
                                   "started": time.time()})
     notes = RunOutput(spark, root, "sixth").prepare("incremental", overwrite=False)
     assert notes[0] == "took over the lock of run dead (its process is gone)"
+
+
+def test_the_cache_keeps_the_newest_files_and_their_companions(tmp_path, monkeypatch):
+    """Fine-tuned weights (``finetuned-*.npz`` + ``.json``): one per input folder, split and code, 9 MB each."""
+    monkeypatch.setenv("FRUITS_CACHE_DIR", str(tmp_path))
+    for age in range(6):  # finetuned-0 is the newest
+        for suffix in (".npz", ".json"):
+            path = tmp_path / f"finetuned-{age}{suffix}"
+            path.write_bytes(b"weights")
+            os.utime(path, (1_000_000 - age, 1_000_000 - age))
+    (tmp_path / "finetuned-5.npz").touch()  # reused just now: the newest
+    (tmp_path / "tflite").mkdir()  # other caches are left alone
+    (tmp_path / "tflite" / "model.tflite").write_bytes(b"model")
+    deleted = prune_cache("finetuned-*.npz", keep=4)
+    assert sorted(p.name for p in deleted) == ["finetuned-3.npz", "finetuned-4.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        f"finetuned-{n}{suffix}" for n in (0, 1, 2, 5) for suffix in (".json", ".npz")] + ["tflite"]
+    assert (tmp_path / "tflite" / "model.tflite").exists() and prune_cache("finetuned-*.npz", keep=4) == []

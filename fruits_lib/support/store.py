@@ -39,6 +39,26 @@ def cache_dir() -> Path:
     return Path(os.environ.get("FRUITS_CACHE_DIR") or Path.home() / ".cache" / "fruits_lib")
 
 
+def prune_cache(pattern: str, keep: int) -> list:
+    """Delete all but the ``keep`` newest files of :func:`cache_dir` matching ``pattern`` (a glob, e.g.
+    ``finetuned-*.npz``), with their ``.json`` companion when there is one; returns the deleted paths.
+
+    Newest by modification time: touch a file when it is reused to keep it. The companion goes first, so a
+    reader that wants both never finds one without the other's data.
+    """
+    def newest_first(path: Path) -> int:
+        try:
+            return -path.stat().st_mtime_ns
+        except FileNotFoundError:  # pruned meanwhile by another process
+            return 0
+
+    deleted = sorted(cache_dir().glob(pattern), key=newest_first)[keep:]
+    for path in deleted:
+        path.with_suffix(".json").unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
+    return deleted
+
+
 def write_atomically(path: str, data: bytes) -> None:
     """Write via a private temporary name then rename: a concurrent reader never sees half a file,
     a killed writer never leaves a truncated one, and two writing processes never share a file."""
