@@ -71,12 +71,12 @@ def read_run(spark, run_output: str, pca_k: int | None = None) -> tuple:
     """``(featurizer, [centring, PCA] or None, frame, source)`` of a finished run: its published ``pca/``
     and model stages, or with ``pca_k`` its ``features/`` (the PCA is then refitted by :func:`train`)."""
     fs = FileSystem(spark)
-    model_dir = join(run_output, "model")
-    if fs.exists(join(run_output, "summary.json")) and not fs.exists(model_dir):
-        skipped = fs.read_json(join(run_output, "summary.json")).get("pca_skipped_because")
+    model_dir, summary = join(run_output, "model"), join(run_output, "summary.json")
+    finished = fs.exists(summary)
+    if not finished or not fs.exists(model_dir):
+        skipped = finished and fs.read_json(summary).get("pca_skipped_because")
         if skipped:  # a finished run with nothing to reduce has no model either
             raise InputError(f"{run_output} has no PCA nor model to train on: {skipped}")
-    if not fs.exists(join(run_output, "summary.json")) or not fs.exists(model_dir):
         raise InputError(f"{run_output} is not a finished run (no summary.json or model/); "
                          "run `fruits run --input ... --output ...` first")
     stages = PipelineModel.load(model_dir).stages
